@@ -1,0 +1,413 @@
+"""The INI file of SPEC §2 (and the seed's [download_task]) as frozen, validated settings.
+
+Every problem is one ConfigError line naming file, section and key.  Nothing
+here imports handlers: the master loads configuration too (DESIGN invariant 3).
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from dlsupervisor.errors import ConfigError
+
+ENV_DATABASE_URL = "DLSUPERVISOR_DATABASE_URL"
+ENV_REDIS_URL = "DLSUPERVISOR_REDIS_URL"
+
+
+@dataclass(frozen=True)
+class SupervisorSettings:
+    run_dir: str = "/run/dlsupervisor"
+    log_level: str = "INFO"
+    log_file: str = ""
+    stop_timeout: float = 30.0
+    kill_grace: float = 5.0
+    min_uptime: float = 1.0
+    max_backoff: float = 30.0
+    heartbeat_timeout: float = 60.0  # an idle worker silent this long is replaced
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str
+    kind: str  # "mysql" or "sqlite"
+    host: str = ""
+    port: int = 3306
+    user: str = ""
+    password: str = field(default="", repr=False)
+    name: str = ""
+    path: str = ""  # sqlite only
+
+    def redacted(self) -> str:
+        return redact(self.url)
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str
+    key_prefix: str = "dl:"
+
+    def redacted(self) -> str:
+        return redact(self.url)
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    poll_interval: float = 0.5
+    file_ttl: int = 259200
+    lease: float = 60.0  # a PROCESSING item with no heartbeat this long is an orphan
+    redispatch_after: float = 10.0  # a READY item waiting this long is sent again
+    batch_size: int = 1000  # rows one step of a pass handles at most
+
+
+@dataclass(frozen=True)
+class SubtypeSettings:
+    name: str
+    handler: str
+    workers: int = 1
+    timeout: float = 600.0
+    max_items: int = 0
+    max_memory_mb: int = 0
+    type: int | None = None
+    sub_type: int | None = None
+    queue_key: str | None = None
+    multi: bool | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: str
+    database: DatabaseSettings
+    redis: RedisSettings | None
+    supervisor: SupervisorSettings = SupervisorSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    subtypes: tuple[SubtypeSettings, ...] = ()
+
+    def subtype(self, name: str) -> SubtypeSettings | None:
+        return next((s for s in self.subtypes if s.name == name), None)
+
+
+def redact(url: str) -> str:
+    """The url without its password, for logs and `check`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+# --- value parsers: each raises ValueError with a short reason -------------------------
+
+
+def _nonneg_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError("must be a number >= 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be a number > 0")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be a whole number >= 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be a whole number >= 1")
+    return value
+
+
+def _log_level(text: str) -> str:
+    level = text.upper()
+    if not isinstance(logging.getLevelName(level), int):
+        raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return level
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "yes", "true", "on"):
+        return True
+    if lowered in ("0", "no", "false", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _handler_ref(text: str) -> str:
+    module, sep, attr = text.partition(":")
+    if not sep or not module or not attr:
+        raise ValueError("must be module.path:ClassName")
+    return text
+
+
+def _text(text: str) -> str:
+    return text
+
+
+def _nonempty(text: str) -> str:
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+Parser = Callable[[str], Any]
+
+SUPERVISOR_KEYS: dict[str, Parser] = {
+    "run_dir": _nonempty,
+    "log_level": _log_level,
+    "log_file": _text,
+    "stop_timeout": _nonneg_float,
+    "kill_grace": _nonneg_float,
+    "min_uptime": _nonneg_float,
+    "max_backoff": _positive_float,
+    "heartbeat_timeout": _positive_float,
+}
+SCHEDULER_KEYS: dict[str, Parser] = {
+    "poll_interval": _positive_float,
+    "file_ttl": _positive_int,
+    "lease": _positive_float,
+    "redispatch_after": _positive_float,
+    "batch_size": _positive_int,
+}
+SUBTYPE_KEYS: dict[str, Parser] = {
+    "handler": _handler_ref,
+    "workers": _nonneg_int,
+    "timeout": _nonneg_float,
+    "max_items": _nonneg_int,
+    "max_memory_mb": _nonneg_int,
+    "type": int,
+    "sub_type": int,
+    "queue_key": _nonempty,
+    "multi": _bool,
+}
+DATABASE_KEYS = ("url",)
+REDIS_KEYS = ("url", "key_prefix")
+SEED_KEYS = {
+    "dbhost": "dbHost",
+    "dbport": "dbPort",
+    "dbuser": "dbUser",
+    "dbpassword": "dbPassword",
+    "dbname": "dbName",
+    "redishost": "redisHost",
+    "redisport": "redisPort",
+    "redispassword": "redisPassword",
+    "redisdb": "redisDb",
+}
+
+
+class _Reader:
+    """Wraps a parsed file so every error names file, section and key."""
+
+    def __init__(self, path: str, parser: configparser.ConfigParser) -> None:
+        self.path = path
+        self.parser = parser
+
+    def error(self, section: str, key: str | None, problem: str) -> ConfigError:
+        where = f"[{section}] {key}" if key else f"[{section}]"
+        return ConfigError(f"{self.path}: {where}: {problem}")
+
+    def check_keys(self, section: str, allowed: Mapping[str, Any] | tuple[str, ...]) -> None:
+        for key in self.parser[section]:
+            if key not in allowed:
+                raise self.error(section, key, "unknown key")
+
+    def typed(self, section: str, keys: Mapping[str, Parser]) -> dict[str, Any]:
+        self.check_keys(section, keys)
+        values = {}
+        for key, raw in self.parser[section].items():
+            try:
+                values[key] = keys[key](raw.strip())
+            except ValueError as exc:
+                reason = str(exc) if "must" in str(exc) else "not a valid value"
+                raise self.error(section, key, f"{reason} (got {raw.strip()!r})") from None
+        return values
+
+
+def load(path: str, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the file at `path`; raise ConfigError (one line) on any problem."""
+    environ = os.environ if environ is None else environ
+    abspath = os.path.abspath(path)
+    reader = _Reader(path, _parse_file(path))
+    sections = reader.parser.sections()
+    for section in sections:
+        known = section in ("supervisor", "database", "redis", "scheduler", "download_task")
+        if not known and not section.startswith("subtype:"):
+            raise reader.error(section, None, "unknown section")
+
+    supervisor = SupervisorSettings(**_section(reader, "supervisor", SUPERVISOR_KEYS))
+    scheduler = SchedulerSettings(**_section(reader, "scheduler", SCHEDULER_KEYS))
+    database, redis = _backends(reader, environ)
+    subtypes = tuple(_subtype(reader, s) for s in sections if s.startswith("subtype:"))
+    _check_unique_routes(reader, subtypes)
+    return Settings(
+        path=abspath,
+        database=database,
+        redis=redis,
+        supervisor=supervisor,
+        scheduler=scheduler,
+        subtypes=subtypes,
+    )
+
+
+def _parse_file(path: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(inline_comment_prefixes=(";",), interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"{path}: not a valid INI file: {first_line}") from None
+    return parser
+
+
+def _section(reader: _Reader, name: str, keys: Mapping[str, Parser]) -> dict[str, Any]:
+    if not reader.parser.has_section(name):
+        return {}
+    return reader.typed(name, keys)
+
+
+def _subtype(reader: _Reader, section: str) -> SubtypeSettings:
+    name = section.partition(":")[2].strip()
+    if not name:
+        raise reader.error(section, None, "a subtype needs a name, as in [subtype:demo]")
+    values = reader.typed(section, SUBTYPE_KEYS)
+    if "handler" not in values:
+        raise reader.error(section, "handler", "missing (module.path:ClassName)")
+    return SubtypeSettings(name=name, **values)
+
+
+def _check_unique_routes(reader: _Reader, subtypes: tuple[SubtypeSettings, ...]) -> None:
+    seen: dict[int, str] = {}
+    for sub in subtypes:
+        if sub.sub_type is None:
+            continue
+        if sub.sub_type in seen:
+            problem = f"{sub.sub_type} is also the sub_type of [subtype:{seen[sub.sub_type]}]"
+            raise reader.error(f"subtype:{sub.name}", "sub_type", problem)
+        seen[sub.sub_type] = sub.name
+
+
+def _backends(reader: _Reader, environ: Mapping[str, str]) -> tuple[DatabaseSettings, RedisSettings | None]:
+    parser = reader.parser
+    seed = parser.has_section("download_task")
+    if seed and (parser.has_section("database") or parser.has_section("redis")):
+        problem = "give either [download_task] or [database]/[redis], not both"
+        raise reader.error("download_task", None, problem)
+    if seed:
+        db_url, redis_url, prefix = _seed_urls(reader)
+    else:
+        db_url, redis_url, prefix = _modern_urls(reader)
+    db_url = environ.get(ENV_DATABASE_URL) or db_url
+    redis_url = environ.get(ENV_REDIS_URL) or redis_url
+    if not db_url:
+        raise reader.error("database", "url", f"missing (or set {ENV_DATABASE_URL})")
+    source = ("download_task", "dbHost") if seed else ("database", "url")
+    try:
+        database = parse_database_url(db_url)
+    except ValueError as exc:
+        raise reader.error(*source, str(exc)) from None
+    if not redis_url:
+        return database, None
+    if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        source = ("download_task", "redisHost") if seed else ("redis", "url")
+        raise reader.error(*source, "must be a redis:// url")
+    return database, RedisSettings(url=redis_url, key_prefix=prefix)
+
+
+def _modern_urls(reader: _Reader) -> tuple[str, str, str]:
+    parser = reader.parser
+    db_url = redis_url = ""
+    prefix = RedisSettings.key_prefix
+    if parser.has_section("database"):
+        reader.check_keys("database", DATABASE_KEYS)
+        db_url = parser["database"].get("url", "").strip()
+    if parser.has_section("redis"):
+        reader.check_keys("redis", REDIS_KEYS)
+        redis_url = parser["redis"].get("url", "").strip() or "redis://127.0.0.1:6379/0"
+        prefix = parser["redis"].get("key_prefix", prefix).strip()
+    return db_url, redis_url, prefix
+
+
+def _seed_urls(reader: _Reader) -> tuple[str, str, str]:
+    """The seed's keys as urls; an empty password (database or Redis) is allowed."""
+    section = reader.parser["download_task"]
+    reader.check_keys("download_task", SEED_KEYS)
+
+    def get(key: str, default: str = "") -> str:
+        return section.get(key.lower(), default).strip()
+
+    def port(key: str, default: str) -> int:
+        try:
+            return _positive_int(get(key, default) or default)
+        except ValueError:
+            raise reader.error("download_task", key, "must be a port number") from None
+
+    if not get("dbHost") or not get("dbName"):
+        missing = "dbHost" if not get("dbHost") else "dbName"
+        raise reader.error("download_task", missing, "missing")
+    user = quote(get("dbUser", "root"), safe="")
+    password = get("dbPassword")
+    auth = f"{user}:{quote(password, safe='')}@" if password else f"{user}@"
+    db_url = f"mysql://{auth}{get('dbHost')}:{port('dbPort', '3306')}/{quote(get('dbName'))}"
+    redis_url = ""
+    if get("redisHost"):
+        db_index = get("redisDb", "0") or "0"
+        if not db_index.isdigit():
+            raise reader.error("download_task", "redisDb", "must be a whole number >= 0")
+        secret = get("redisPassword")
+        auth = f":{quote(secret, safe='')}@" if secret else ""
+        redis_url = f"redis://{auth}{get('redisHost')}:{port('redisPort', '6379')}/{db_index}"
+    return db_url, redis_url, RedisSettings.key_prefix
+
+
+def parse_database_url(url: str) -> DatabaseSettings:
+    """mysql://user:password@host:port/name or sqlite:///path (relative: sqlite:///./x.db)."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = unquote(url[len("sqlite://") :])
+        if path.startswith("/./") or path.startswith("/../"):
+            path = path[1:]
+        if not path.strip("/"):
+            raise ValueError("sqlite url needs a path, as in sqlite:///var/lib/dlsupervisor/dl.db")
+        return DatabaseSettings(url=url, kind="sqlite", path=path)
+    if parts.scheme in ("mysql", "mariadb", "mysql+pymysql"):
+        name = unquote(parts.path.lstrip("/"))
+        if not name:
+            raise ValueError("mysql url needs a database name, as in mysql://root@127.0.0.1/dl")
+        try:
+            port = parts.port or 3306
+        except ValueError:
+            raise ValueError("mysql url has a bad port") from None
+        return DatabaseSettings(
+            url=url,
+            kind="mysql",
+            host=parts.hostname or "127.0.0.1",
+            port=port,
+            user=unquote(parts.username or "root"),
+            password=unquote(parts.password or ""),
+            name=name,
+        )
+    raise ValueError(f"unsupported database url scheme {parts.scheme!r} (mysql:// or sqlite:///)")
+
+
+def replace(settings: Settings, **changes: Any) -> Settings:
+    """A copy with some top-level fields changed (used by SIGTTIN/SIGTTOU and tests)."""
+    return dataclasses.replace(settings, **changes)

@@ -1,0 +1,80 @@
+"""One active scheduler per database (DESIGN invariant 6).
+
+With Redis: a key holding the leader's id with a TTL, renewed every pass, so a
+dead leader's lease runs out.  Without Redis: the store's own lock (MySQL
+GET_LOCK on the scheduler's connection, a file lock for SQLite), released
+when the holder's connection or process goes.  A short overlap of two leaders
+is harmless: every transition is conditional (invariant 2).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Protocol
+
+import redis
+
+from dlsupervisor.errors import QueueUnavailable
+from dlsupervisor.store import Store
+
+# Keep the lease (ms) if it is still ours, else take it if free.
+_HOLD = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class Election(Protocol):
+    def hold(self) -> bool: ...
+    def release(self) -> None: ...
+
+
+def identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class RedisElection:
+    def __init__(self, client: redis.Redis, key: str, ttl: float) -> None:
+        self._key = key
+        self._ttl_ms = max(int(ttl * 1000), 1000)
+        self._id = identity()
+        self._hold = client.register_script(_HOLD)
+        self._release = client.register_script(_RELEASE)
+
+    def hold(self) -> bool:
+        try:
+            return bool(self._hold(keys=[self._key], args=[self._id, self._ttl_ms]))
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise QueueUnavailable(f"redis: {exc}") from exc
+
+    def release(self) -> None:
+        try:
+            self._release(keys=[self._key], args=[self._id])
+        except redis.exceptions.RedisError:
+            pass  # the TTL releases it
+
+
+class StoreElection:
+    def __init__(self, store: Store, name: str, ttl: float) -> None:
+        self._store = store
+        self._name = name
+        self._ttl = ttl
+
+    def hold(self) -> bool:
+        return self._store.lead(self._name, self._ttl)
+
+    def release(self) -> None:
+        self._store.unlead(self._name)

@@ -1,0 +1,63 @@
+"""Importing handler classes: in workers after fork, in `check` and `submit`; never in the master."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from dlsupervisor.config import Settings, SubtypeSettings
+from dlsupervisor.errors import HandlerLoadError
+from dlsupervisor.store import Registration
+from dlsupervisor.task import DownloadTaskBase, SubTypeInfo
+
+
+def import_handler(settings: Settings, sub: SubtypeSettings) -> type[DownloadTaskBase]:
+    """The class named by `handler = module:Class`, or one HandlerLoadError line."""
+    module_name, _, attr = sub.handler.partition(":")
+    where = f"{settings.path}: [subtype:{sub.name}] handler"
+    config_dir = settings.path.rsplit("/", 1)[0]
+    if config_dir not in sys.path:
+        sys.path.append(config_dir)  # handlers may sit beside their configuration file
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise HandlerLoadError(f"{where}: cannot import {module_name}: {type(exc).__name__}: {exc}") from None
+    cls = getattr(module, attr, None)
+    if not isinstance(cls, type) or not issubclass(cls, DownloadTaskBase):
+        raise HandlerLoadError(f"{where}: {sub.handler} is not a DownloadTaskBase subclass")
+    return cls
+
+
+def subtype_info(settings: Settings, sub: SubtypeSettings, cls: type[DownloadTaskBase]) -> SubTypeInfo:
+    """The handler's task_info with the section's overrides applied."""
+    base = cls.task_info
+    where = f"{settings.path}: [subtype:{sub.name}]"
+    if base is None and (sub.type is None or sub.sub_type is None):
+        raise HandlerLoadError(f"{where} type: {sub.handler} has no task_info; give type and sub_type")
+    return SubTypeInfo(
+        task_name=base.task_name if base else sub.name,
+        type=sub.type if sub.type is not None else base.type,
+        sub_type=sub.sub_type if sub.sub_type is not None else base.sub_type,
+        queue_key=sub.queue_key or (base.queue_key if base else sub.name),
+        is_multi_task=sub.multi if sub.multi is not None else bool(base and base.is_multi_task),
+    )
+
+
+def registration(sub: SubtypeSettings, info: SubTypeInfo) -> Registration:
+    return Registration(
+        name=sub.name,
+        type=info.type,
+        sub_type=info.sub_type,
+        queue_key=info.queue_key,
+        multi=bool(info.is_multi_task),
+    )
+
+
+def load(settings: Settings, sub: SubtypeSettings) -> tuple[type[DownloadTaskBase], SubTypeInfo]:
+    cls = import_handler(settings, sub)
+    return cls, subtype_info(settings, sub, cls)
+
+
+def construct(cls: type[DownloadTaskBase], info: SubTypeInfo, settings: Settings) -> DownloadTaskBase:
+    """Handler(task_info, config_path, logger_name), as SPEC §6 promises."""
+    return cls(info, settings.path, f"dlsupervisor.{info.task_name}")

@@ -1,0 +1,50 @@
+"""The database as the queue, for configurations without Redis.
+
+Workers poll the store for READY work of their subtype every POLL_INTERVAL;
+claims are the same conditional updates as with Redis, so several pollers
+racing for one item run it once.  Registrations live in the store too.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+
+from dlsupervisor.store import Registration, Store
+
+POLL_INTERVAL = 0.05
+CANDIDATES = 8  # pick among a few, so idle pollers do not all race for the same item
+
+
+class PollingQueue:
+    def __init__(self, store: Store, *, lease: float, poll_interval: float = POLL_INTERVAL):
+        self._store = store
+        self._lease = lease
+        self._poll = poll_interval
+
+    def push(self, queue_key: str, messages: Sequence[str]) -> int:
+        return 0  # pollers find READY work in the database
+
+    def pop(self, route: Registration, timeout: float) -> str | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            work = self._store.next_work(route.sub_type, route.multi, self._lease, CANDIDATES)
+            if work:
+                return random.choice(work)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            time.sleep(min(self._poll, remaining))
+
+    def register(self, reg: Registration) -> None:
+        self._store.register(reg)
+
+    def registrations(self, max_age: float) -> list[Registration]:
+        return self._store.registrations(max_age)
+
+    def ping(self) -> None:
+        self._store.ping()
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,131 @@
+"""Redis lists as the wake-up channel.
+
+Key schema (all under `key_prefix`, default `dl:`):
+
+    {prefix}q:{queue_key}   list    messages `i:ID` / `s:ID`; RPUSH, BLPOP (oldest first)
+    {prefix}p:{queue_key}   zset    message -> push time (ms): what sits in the list, so
+                                    re-sending READY work never duplicates it
+    {prefix}subtypes        hash    sub_type -> JSON registration of a live subtype
+    {prefix}scheduler       string  the elected scheduler's id, with a TTL (election.py)
+
+Pushes are one Lua script per queue (check pending, push, mark), so a message
+is never in the list twice.  Nothing here is the record of anything: FLUSHALL
+loses wake-ups only, and the scheduler re-sends READY work.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+
+import redis
+
+from dlsupervisor.config import RedisSettings
+from dlsupervisor.errors import QueueUnavailable
+from dlsupervisor.store import Registration
+
+# A message pending longer than this may be pushed again (its popper may have died
+# between BLPOP and ZREM).
+PENDING_STALE_MS = 300_000
+
+_PUSH = """
+local now = tonumber(ARGV[1])
+local stale = tonumber(ARGV[2])
+local pushed = 0
+for i = 3, #ARGV do
+  local score = redis.call('ZSCORE', KEYS[2], ARGV[i])
+  if (not score) or (tonumber(score) < now - stale) then
+    redis.call('ZADD', KEYS[2], now, ARGV[i])
+    redis.call('RPUSH', KEYS[1], ARGV[i])
+    pushed = pushed + 1
+  end
+end
+return pushed
+"""
+
+_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def connect(url: str, *, timeout: float = 10.0) -> redis.Redis:
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=timeout,
+        socket_connect_timeout=min(timeout, 5.0),
+        retry_on_timeout=False,
+    )
+
+
+class RedisQueue:
+    def __init__(self, settings: RedisSettings, *, timeout: float = 10.0) -> None:
+        self.prefix = settings.key_prefix
+        self._client = connect(settings.url, timeout=timeout)
+        self._push = self._client.register_script(_PUSH)
+
+    def list_key(self, queue_key: str) -> str:
+        return f"{self.prefix}q:{queue_key}"
+
+    def pending_key(self, queue_key: str) -> str:
+        return f"{self.prefix}p:{queue_key}"
+
+    @property
+    def registry_key(self) -> str:
+        return f"{self.prefix}subtypes"
+
+    def push(self, queue_key: str, messages: Sequence[str]) -> int:
+        if not messages:
+            return 0
+        keys = [self.list_key(queue_key), self.pending_key(queue_key)]
+        now_ms = int(time.time() * 1000)
+        try:
+            return int(self._push(keys=keys, args=[now_ms, PENDING_STALE_MS, *messages]))
+        except _ERRORS as exc:
+            raise QueueUnavailable(f"redis: {exc}") from exc
+
+    def pop(self, route: Registration, timeout: float) -> str | None:
+        try:
+            popped = self._client.blpop([self.list_key(route.queue_key)], timeout=timeout)
+            if popped is None:
+                return None
+            message = popped[1]
+            self._client.zrem(self.pending_key(route.queue_key), message)
+        except _ERRORS as exc:
+            raise QueueUnavailable(f"redis: {exc}") from exc
+        return message
+
+    def register(self, reg: Registration) -> None:
+        value = json.dumps({**reg.__dict__, "seen": time.time()})
+        try:
+            self._client.hset(self.registry_key, str(reg.sub_type), value)
+        except _ERRORS as exc:
+            raise QueueUnavailable(f"redis: {exc}") from exc
+
+    def registrations(self, max_age: float) -> list[Registration]:
+        try:
+            raw = self._client.hgetall(self.registry_key)
+        except _ERRORS as exc:
+            raise QueueUnavailable(f"redis: {exc}") from exc
+        oldest = time.time() - max_age
+        found = []
+        for value in raw.values():
+            try:
+                entry = json.loads(value)
+                if entry.pop("seen", 0) >= oldest:
+                    found.append(Registration(**entry))
+            except (ValueError, TypeError):
+                continue  # not ours (a hand-written field); ignore it
+        return found
+
+    def ping(self) -> None:
+        try:
+            self._client.ping()
+        except _ERRORS as exc:
+            raise QueueUnavailable(f"redis: {exc}") from exc
+
+    @property
+    def client(self) -> redis.Redis:
+        return self._client
+
+    def close(self) -> None:
+        self._client.close()

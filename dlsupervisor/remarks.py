@@ -1,0 +1,77 @@
+"""The `remark` texts of SPEC §5, and the attempt count they carry.
+
+A running item's remark is its claim token, `running on HOST:PID attempt N`:
+it names the owner (DESIGN invariant 5) and fences every later write, so a
+late result from a killed or requeued export matches nothing.  Requeues carry
+the count forward, so attempts survive a crash of the whole host.
+"""
+
+from __future__ import annotations
+
+import re
+
+REMARK_MAX = 256  # download_item.remark and download_task_main.remark are varchar(256)
+MAX_ATTEMPTS = 3  # the third requeue gives up
+
+INVALID_DATA = "invalid data:"
+REJECTED = "rejected:"
+EXPORT_FAILED = "export failed:"
+TIMEOUT = "timeout:"
+WORKER_DIED = "worker died:"
+REQUEUED = "requeued:"
+GAVE_UP = "gave up:"
+CANCELLED = "cancelled"
+SPLIT_FAILED = "split failed:"
+RUNNING_ON = "running on "
+SPLITTING_ON = "splitting on "
+
+_ATTEMPT = re.compile(r"attempt (\d+)")
+
+
+def fit(text: str, limit: int = REMARK_MAX) -> str:
+    """Cut to the column's size, marking the cut."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+def error_text(prefix: str, exc: BaseException) -> str:
+    """`prefix ExceptionType: message`, one line, fitted to the column."""
+    message = " ".join(str(exc).split())
+    name = type(exc).__name__
+    return fit(f"{prefix} {name}: {message}" if message else f"{prefix} {name}")
+
+
+def claim_token(host: str, pid: int, attempt: int) -> str:
+    return f"{RUNNING_ON}{host[:64]}:{pid} attempt {attempt}"
+
+
+def split_token(host: str, pid: int) -> str:
+    return f"{SPLITTING_ON}{host[:64]}:{pid}"
+
+
+def attempt_of(remark: str | None) -> int:
+    """Attempts already made, as recorded in a claim token or a requeue remark."""
+    if not remark or not (remark.startswith(RUNNING_ON) or remark.startswith(REQUEUED)):
+        return 0
+    found = _ATTEMPT.findall(remark)
+    return int(found[-1]) if found else 0
+
+
+def next_attempt(remark: str | None) -> int:
+    return attempt_of(remark) + 1
+
+
+def requeue_outcome(token: str, reason: str) -> tuple[int, str]:
+    """(status, remark) for an item taken back from its owner: READY, or FAILED at the limit."""
+    attempt = max(attempt_of(token), 1)
+    if attempt >= MAX_ATTEMPTS:
+        return -1, fit(f"{GAVE_UP} {reason} (requeued {attempt} times)")
+    return 0, fit(f"{REQUEUED} {reason} (attempt {attempt} of {MAX_ATTEMPTS})")
+
+
+def rollup_remark(total: int, done: int, failed: int) -> str | None:
+    """The task remark of a finished multi-item task: silent when every file is ready."""
+    if failed and done:
+        return f"{done} of {total} files ready, {failed} failed"
+    return None

@@ -1,0 +1,209 @@
+"""The scheduler's loop: dispatch · cancel · roll-up · expiry · re-dispatch · orphan recovery.
+
+One pass is `tick()`; each step is one or two set-based store calls over
+active rows only (DESIGN invariant 7).  Only the elected scheduler works
+(invariant 6); the others keep trying to become it.  Subtypes are learnt from
+the registrations of live workers, so the scheduler never imports user code.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from dlsupervisor import outcomes, queue, remarks
+from dlsupervisor.config import Settings
+from dlsupervisor.election import Election
+from dlsupervisor.errors import EX_ORPHANED, EX_RECYCLE
+from dlsupervisor.queue import Queue
+from dlsupervisor.retry import UNAVAILABLE, Outage
+from dlsupervisor.store import ItemRef, Registration, Store
+from dlsupervisor.worker import REGISTRATION_MAX_AGE
+
+log = logging.getLogger("dlsupervisor.scheduler")
+
+
+@dataclass
+class PassReport:
+    """What one pass changed; tests and the debug log read it."""
+
+    dispatched: int = 0
+    split_jobs: int = 0
+    unroutable: int = 0
+    cancelled: int = 0
+    closed: list[tuple[int, int, str | None]] = field(default_factory=list)
+    expired: tuple[int, int] = (0, 0)
+    resent: int = 0
+    requeued: int = 0
+
+
+class Scheduler:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        work_queue: Queue,
+        election: Election,
+    ) -> None:
+        self.settings = settings
+        self.conf = settings.scheduler
+        self.store = store
+        self.queue = work_queue
+        self.election = election
+        self.leading = False
+        self._warned_unserved: set[int] = set()
+        self._outage = Outage(log)
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run(self, should_stop: Callable[[], bool], parent_alive: Callable[[], bool] = lambda: True) -> int:
+        log.info("scheduler: started (poll every %.2fs)", self.conf.poll_interval)
+        try:
+            while not should_stop():
+                if not parent_alive():
+                    log.warning("scheduler: master is gone; exiting")
+                    return EX_ORPHANED
+                started = time.monotonic()
+                self.safe_tick()
+                time.sleep(max(0.0, started + self.conf.poll_interval - time.monotonic()))
+        finally:
+            if self.leading:
+                self.election.release()
+        return EX_RECYCLE
+
+    def safe_tick(self) -> PassReport | None:
+        """One pass; an outage ends the pass (logged once), the next pass tries again."""
+        try:
+            report = self.tick()
+        except UNAVAILABLE as exc:
+            self._outage.down(exc)
+            return None
+        self._outage.up()
+        return report
+
+    def tick(self) -> PassReport | None:
+        if not self._lead():
+            return None
+        routes = {reg.sub_type: reg for reg in self.queue.registrations(REGISTRATION_MAX_AGE)}
+        report = PassReport()
+        report.dispatched, report.unroutable = self.dispatch(routes)
+        report.split_jobs = self.dispatch_splits(routes)
+        self.warn_unserved(routes)
+        report.cancelled = self.cancel()
+        report.closed = self.roll_up()
+        report.expired = self.expire()
+        report.resent = self.redispatch(routes)
+        report.requeued = self.recover_orphans()
+        return report
+
+    def _lead(self) -> bool:
+        holding = self.election.hold()
+        if holding != self.leading:
+            log.info(
+                "scheduler: %s", "elected; now scheduling" if holding else "lost the election; standing by"
+            )
+            self.leading = holding
+        return holding
+
+    # -- steps -------------------------------------------------------------------------
+
+    def dispatch(self, routes: dict[int, Registration]) -> tuple[int, int]:
+        """READY tasks of single-item subtypes: wake their items' workers, task → PROCESSING."""
+        singles = [sub_type for sub_type, reg in routes.items() if not reg.multi]
+        refs = self.store.dispatchable_items(singles, self.conf.batch_size)
+        if not refs:
+            return 0, 0
+        unroutable = [ref for ref in refs if ref.route not in routes]
+        for route, ids in _group(unroutable).items():
+            remark = f"{remarks.INVALID_DATA} no worker serves item type {route}"
+            self.store.fail_items(ids, remark)
+            log.warning("items %s: failed: %s", _ids(ids), remark)
+        routed = [ref for ref in refs if ref.route in routes]
+        self._push(routes, routed)
+        task_ids = sorted({ref.task_id for ref in refs})
+        self.store.mark_tasks_processing(task_ids)
+        log.info("dispatched %d items of %d tasks (%s)", len(routed), len(task_ids), _ids(task_ids, "task"))
+        return len(routed), len(unroutable)
+
+    def dispatch_splits(self, routes: dict[int, Registration]) -> int:
+        """READY multi-item tasks: a split job for a worker of their subtype."""
+        multis = [sub_type for sub_type, reg in routes.items() if reg.multi]
+        tasks = self.store.splittable_tasks(multis, self.conf.lease, self.conf.batch_size)
+        by_queue: dict[str, list[str]] = defaultdict(list)
+        for task_id, sub_type in tasks:
+            by_queue[routes[sub_type].queue_key].append(queue.split_message(task_id))
+        pushed = sum(self.queue.push(key, messages) for key, messages in by_queue.items())
+        if pushed:
+            log.info("sent %d split jobs", pushed)
+        return pushed
+
+    def warn_unserved(self, routes: dict[int, Registration]) -> None:
+        """A task no live worker serves is left alone, with one warning per subtype."""
+        for sub_type in self.store.unserved_subtypes(sorted(routes)):
+            if sub_type not in self._warned_unserved:
+                self._warned_unserved.add(sub_type)
+                log.warning("tasks of sub_type %d are waiting: no live worker serves it", sub_type)
+
+    def cancel(self) -> int:
+        cancelled = self.store.cancel_items()
+        if cancelled:
+            log.info("cancelled %d items of cancelled tasks", cancelled)
+        return cancelled
+
+    def roll_up(self) -> list[tuple[int, int, str | None]]:
+        """PROCESSING tasks whose items are all terminal become DONE, FAILED or EXPIRED."""
+        decisions = [outcomes.decide_task(t) for t in self.store.finished_tasks(self.conf.batch_size)]
+        if decisions:
+            self.store.close_tasks(decisions)
+        names = {2: "DONE", -1: "FAILED", 3: "EXPIRED"}
+        for task_id, status, remark in decisions:
+            log.info("task %d: %s%s", task_id, names[status], f" ({remark})" if remark else "")
+        return decisions
+
+    def expire(self) -> tuple[int, int]:
+        items, tasks = self.store.expire(self.conf.file_ttl, self.conf.batch_size)
+        if items or tasks:
+            log.info("expired %d items and %d tasks", items, tasks)
+        return items, tasks
+
+    def redispatch(self, routes: dict[int, Registration]) -> int:
+        """READY items waiting longer than redispatch_after lost their wake-up: send it again."""
+        refs = self.store.stale_ready_items(self.conf.redispatch_after, self.conf.batch_size)
+        sent = self._push(routes, [ref for ref in refs if ref.route in routes])
+        if sent:
+            log.info("re-sent %d waiting items", sent)
+        return sent
+
+    def recover_orphans(self) -> int:
+        """PROCESSING items with no heartbeat for the lease time: back to READY (or give up)."""
+        lease = self.conf.lease
+        reason = f"owner lost (no heartbeat for {lease:g}s)"
+        requeued = 0
+        for item_id, token in self.store.orphans(lease, self.conf.batch_size):
+            status, remark = remarks.requeue_outcome(token or "", reason)
+            if self.store.requeue(item_id, token, status, remark, lease):
+                requeued += 1
+                log.warning("item %d: %s (was %s)", item_id, remark, token)
+        return requeued
+
+    def _push(self, routes: dict[int, Registration], refs: Iterable[ItemRef]) -> int:
+        pushed = 0
+        for route, ids in _group(refs).items():
+            pushed += self.queue.push(routes[route].queue_key, [queue.item_message(i) for i in ids])
+        return pushed
+
+
+def _group(refs: Iterable[ItemRef]) -> dict[int, list[int]]:
+    grouped: dict[int, list[int]] = defaultdict(list)
+    for ref in refs:
+        grouped[ref.route].append(ref.item_id)
+    return grouped
+
+
+def _ids(ids: list[int], noun: str = "item") -> str:
+    if len(ids) <= 5:
+        return f"{noun} " + ", ".join(map(str, ids))
+    return f"{noun}s {ids[0]}..{ids[-1]}"

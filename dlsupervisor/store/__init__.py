@@ -1,0 +1,130 @@
+"""The store: every SQL statement lives behind this interface (DESIGN "Backends").
+
+Each method is one short statement (or one transaction), parameterised, and
+every transition is conditional on the state it expects (DESIGN invariant 2),
+returning whether it applied.  Connection loss surfaces as StoreUnavailable;
+callers decide whether to retry (workers, scheduler) or to try again next
+tick (the master, whose loop must never block).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from dlsupervisor.config import DatabaseSettings
+from dlsupervisor.model import DownloadItem, DownloadTaskMain
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A subtype served by live workers: how the scheduler routes its tasks."""
+
+    name: str
+    type: int
+    sub_type: int
+    queue_key: str
+    multi: bool
+
+
+@dataclass(frozen=True)
+class ItemRef:
+    item_id: int
+    task_id: int
+    route: int  # the sub_type that serves it: the item's own type, else its task's sub_type
+
+
+@dataclass(frozen=True)
+class LoadedItem:
+    item: DownloadItem
+    task_status: int | None
+    route: int | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt at an item ended as (outcomes.py decides, the store records)."""
+
+    status: int
+    remark: str | None = None
+    url: str | None = None
+    md5: str | None = None
+    file_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A PROCESSING task whose items are all terminal, counted by status."""
+
+    task_id: int
+    total: int
+    done: int
+    failed: int
+    expired: int
+    first_failure: str | None  # the remark of its first failed item
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    task: DownloadTaskMain
+    counts: dict[int, int]  # item status -> how many
+
+
+class Store(Protocol):
+    # -- schema and the application's side -------------------------------------------
+    def initdb(self) -> None: ...
+    def submit(self, task: DownloadTaskMain, item: DownloadItem | None) -> tuple[int, int | None]: ...
+    def list_tasks(self, status: int | None, limit: int) -> list[TaskSummary]: ...
+    def cancel_task(self, task_id: int) -> int | None: ...
+
+    # -- worker ----------------------------------------------------------------------
+    def load_item(self, item_id: int) -> LoadedItem | None: ...
+    def claim_item(self, item_id: int, token: str) -> bool: ...
+    def record(self, item_id: int, token: str, outcome: Outcome, file_ttl: int) -> bool: ...
+    def load_task(self, task_id: int) -> DownloadTaskMain | None: ...
+    def claim_split(self, task_id: int, token: str, lease: float) -> bool: ...
+    def commit_split(self, task_id: int, token: str, items: Sequence[DownloadItem]) -> list[int] | None: ...
+    def fail_task(self, task_id: int, remark: str, token: str | None = None) -> bool: ...
+    def next_work(self, sub_type: int, multi: bool, lease: float, limit: int) -> list[str]: ...
+
+    # -- registry (when there is no Redis) ---------------------------------------------
+    def register(self, reg: Registration) -> None: ...
+    def registrations(self, max_age: float) -> list[Registration]: ...
+
+    # -- scheduler -------------------------------------------------------------------
+    def dispatchable_items(self, sub_types: Sequence[int], limit: int) -> list[ItemRef]: ...
+    def mark_tasks_processing(self, task_ids: Iterable[int]) -> int: ...
+    def splittable_tasks(
+        self, sub_types: Sequence[int], lease: float, limit: int
+    ) -> list[tuple[int, int]]: ...
+    def unserved_subtypes(self, served: Sequence[int]) -> list[int]: ...
+    def stale_ready_items(self, age: float, limit: int) -> list[ItemRef]: ...
+    def fail_items(self, item_ids: Iterable[int], remark: str) -> int: ...
+    def cancel_items(self) -> int: ...
+    def finished_tasks(self, limit: int) -> list[Tally]: ...
+    def close_tasks(self, decisions: Sequence[tuple[int, int, str | None]]) -> int: ...
+    def expire(self, file_ttl: int, limit: int) -> tuple[int, int]: ...
+    def orphans(self, lease: float, limit: int) -> list[tuple[int, str]]: ...
+    def requeue(self, item_id: int, token: str, status: int, remark: str, lease: float | None) -> bool: ...
+
+    # -- master ----------------------------------------------------------------------
+    def heartbeat(self, item_ids: Sequence[int], task_ids: Sequence[int]) -> None: ...
+    def held_states(self, item_ids: Sequence[int]) -> dict[int, tuple[int, int | None]]: ...
+
+    def lead(self, name: str, ttl: float) -> bool: ...
+    def unlead(self, name: str) -> None: ...
+
+    def ping(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def open_store(db: DatabaseSettings, *, timeout: float = 30.0) -> Store:
+    """A store for this process; connects lazily, so it is safe to create before fork."""
+    if db.kind == "mysql":
+        from dlsupervisor.store.mysql import MySQLStore
+
+        return MySQLStore(db, timeout=timeout)
+    from dlsupervisor.store.sqlite import SQLiteStore
+
+    return SQLiteStore(db, timeout=timeout)

@@ -1,0 +1,69 @@
+"""The user API: one DownloadTaskBase subclass per kind of export (SPEC §6).
+
+Nothing here does I/O: the supervisor constructs handlers in worker processes
+and calls their hooks; `start()` is the seed's standalone entry point.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, NamedTuple
+
+from dlsupervisor.model import DownloadItem, DownloadTaskMain
+
+
+class SubTypeInfo(NamedTuple):
+    """What identifies a subtype: tasks are routed by `sub_type` (the seed's key)."""
+
+    task_name: str
+    type: int
+    sub_type: int
+    queue_key: str
+    is_multi_task: bool = False
+
+
+class DownloadTaskBase:
+    """Subclass it and implement `export` (and `split_task` for multi-item subtypes).
+
+    The constructor takes the seed's arguments; `max_job`, `cron` and `logger`
+    are accepted for seed code and ignored except `logger`.
+    """
+
+    task_info: SubTypeInfo | None = None
+
+    def __init__(
+        self,
+        task_info: SubTypeInfo | None = None,
+        config_path: str | None = None,
+        logger_name: str | None = None,
+        max_job: int = 1,
+        cron: str | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        info = task_info if task_info is not None else type(self).task_info
+        if info is None:
+            raise TypeError(f"{type(self).__name__} needs a SubTypeInfo (argument or class attribute)")
+        self.task_info = SubTypeInfo(*info)
+        self.config_path = config_path
+        self.logger_name = logger_name or self.task_info.task_name
+        self.max_job = max_job
+        self._logger = logger or logging.getLogger(self.logger_name)
+
+    def get_validated_data_params(self, task_item_id: int, data: str) -> dict | None:
+        """Parse and check an item's data; return None to reject the item."""
+        return json.loads(data)
+
+    def export(self, task_item: DownloadItem, data_obj: dict) -> tuple[Any, Any, Any]:
+        """Produce the file; return (url, md5, file_name)."""
+        raise NotImplementedError(f"{type(self).__name__}.export")
+
+    def split_task(self, task: DownloadTaskMain) -> list[DownloadItem]:
+        """Multi-item subtypes: return the items (DownloadItem) a task is made of."""
+        raise NotImplementedError(f"{type(self).__name__}.split_task")
+
+    def start(self) -> None:
+        """Run this subtype's workers in this process, supervised, until Ctrl-C or SIGTERM."""
+        from dlsupervisor.standalone import run_handler
+
+        run_handler(self)

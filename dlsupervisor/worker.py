@@ -1,0 +1,262 @@
+"""The worker's loop: wait → claim → validate → export → record (DESIGN "Processes").
+
+One instance per worker process, built after fork.  Tests drive `run_once`
+in-process; the supervisor runs `run` in a forked child with signal handlers
+that set `stop` / raise Aborted (spawn.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psutil
+
+from dlsupervisor import outcomes, queue, remarks
+from dlsupervisor.config import Settings, SubtypeSettings
+from dlsupervisor.errors import EX_ORPHANED, EX_RECYCLE, Aborted
+from dlsupervisor.model import DownloadItem, DownloadTaskMain, ItemStatus, TaskStatus
+from dlsupervisor.queue import Queue
+from dlsupervisor.retry import UNAVAILABLE, Outage, retrying
+from dlsupervisor.slots import NullSlot, Slot, SlotState
+from dlsupervisor.store import Outcome, Registration, Store
+from dlsupervisor.task import DownloadTaskBase
+
+log = logging.getLogger("dlsupervisor.worker")
+
+POP_TIMEOUT = 1.0  # seconds a wait for work blocks: the loop's responsiveness
+REGISTER_EVERY = 5.0  # seconds between registrations of this subtype
+REGISTRATION_MAX_AGE = 30.0  # the scheduler ignores registrations older than this
+
+
+@dataclass
+class StopState:
+    """Shared between the loop and the child's signal handlers."""
+
+    requested: bool = False  # finish the current item, then exit
+    busy: bool = False  # between claim attempt and recorded outcome
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        sub: SubtypeSettings,
+        route: Registration,
+        handler: DownloadTaskBase,
+        store: Store,
+        work_queue: Queue,
+        *,
+        host: str,
+        slot: Slot | NullSlot | None = None,
+        stop: StopState | None = None,
+        parent_alive: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.settings = settings
+        self.sub = sub
+        self.route = route
+        self.handler = handler
+        self.store = store
+        self.queue = work_queue
+        self.host = host
+        self.pid = os.getpid()
+        self.slot = slot or NullSlot()
+        self.stop = stop or StopState()
+        self.parent_alive = parent_alive
+        self.items_done = 0
+        self.label = f"{sub.name}#{os.getpid()}"
+        self._store_outage = Outage(log)
+        self._queue_outage = Outage(log)
+        self._registered_at = -REGISTER_EVERY
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Work until asked to stop, recycled, or orphaned; return the exit status."""
+        self.slot.write(SlotState.IDLE)
+        log.info(
+            "worker %s: ready (sub_type %d, queue %s)", self.label, self.route.sub_type, self.route.queue_key
+        )
+        while not self.stop.requested:
+            if not self.parent_alive():
+                log.warning("worker %s: master is gone; exiting", self.label)
+                return EX_ORPHANED
+            try:
+                self.run_once()
+            except UNAVAILABLE:
+                continue  # a stop request cut a retry short; the loop condition decides
+            reason = self.recycle_reason()
+            if reason:
+                log.info("worker %s: recycling after %d items (%s)", self.label, self.items_done, reason)
+                return EX_RECYCLE
+        self.slot.write(SlotState.STOPPING)
+        return EX_RECYCLE
+
+    def run_once(self, timeout: float = POP_TIMEOUT) -> bool:
+        """Wait up to `timeout` for one message and handle it; True if there was one."""
+        now = time.monotonic()
+        self.slot.beat(now)
+        if now - self._registered_at >= REGISTER_EVERY:
+            self.register()
+        message = self._with_queue(lambda: self.queue.pop(self.route, timeout))
+        if message is None:
+            return False
+        parsed = queue.parse_message(message)
+        if parsed is None:
+            log.warning("worker %s: ignoring a message that is not ours: %r", self.label, message[:80])
+            return True
+        kind, number = parsed
+        if kind == queue.ITEM:
+            self.run_item(number)
+        else:
+            self.run_split(number)
+        return True
+
+    def register(self) -> None:
+        try:
+            self.queue.register(self.route)
+            self._registered_at = time.monotonic()
+            self._queue_outage.up()
+        except UNAVAILABLE as exc:  # a lost registration costs dispatch latency only
+            self._queue_outage.down(exc)
+
+    def recycle_reason(self) -> str | None:
+        if self.sub.max_items and self.items_done >= self.sub.max_items:
+            return f"max_items {self.sub.max_items}"
+        if self.sub.max_memory_mb and self.stop.busy is False:
+            rss = tree_rss_mb(os.getpid())
+            if rss > self.sub.max_memory_mb:
+                return f"RSS {rss:.0f} MB > max_memory_mb {self.sub.max_memory_mb}"
+        return None
+
+    # -- one item ----------------------------------------------------------------------
+
+    def run_item(self, item_id: int) -> bool:
+        """Claim and export one item; True if this worker ran it."""
+        loaded = self._with_store(lambda: self.store.load_item(item_id))
+        if loaded is None or loaded.item.status != ItemStatus.READY:
+            log.debug("worker %s: item %d is not READY; skipped", self.label, item_id)
+            return False
+        if loaded.task_status == TaskStatus.CANCELLED:
+            return False  # the scheduler marks it CANCELLED
+        if loaded.route != self.route.sub_type:
+            log.warning("worker %s: item %d is for sub_type %s; skipped", self.label, item_id, loaded.route)
+            return False
+        item = loaded.item
+        attempt = remarks.next_attempt(item.remark)
+        token = remarks.claim_token(self.host, self.pid, attempt)
+        self.stop.busy = True
+        try:
+            if not self._with_store(lambda: self.store.claim_item(item_id, token)):
+                return False
+            self.slot.write(SlotState.ITEM, item_id, attempt)
+            log.info(
+                "item %d (task %d): started by %s, attempt %d", item_id, item.task_id, self.label, attempt
+            )
+            outcome = outcomes.run_item(self.handler, item)
+            file_ttl = self.settings.scheduler.file_ttl
+            recorded = self._with_store(lambda: self.store.record(item_id, token, outcome, file_ttl), True)
+            self.items_done += 1
+            self._log_outcome(item_id, item.task_id, outcome, recorded)
+            return True
+        finally:
+            self.stop.busy = False
+            self.slot.write(SlotState.IDLE)
+
+    def _log_outcome(self, item_id: int, task_id: int, outcome: Outcome, recorded: bool) -> None:
+        if not recorded:
+            log.warning(
+                "item %d (task %d): outcome not recorded, the item is no longer held (%s)",
+                item_id,
+                task_id,
+                outcomes.describe(outcome),
+            )
+        elif outcome.status == ItemStatus.DONE:
+            log.info("item %d (task %d): %s", item_id, task_id, outcomes.describe(outcome))
+        else:
+            log.warning("item %d (task %d): failed: %s", item_id, task_id, outcome.remark)
+
+    # -- one split ---------------------------------------------------------------------
+
+    def run_split(self, task_id: int) -> bool:
+        """Split a multi-item task, all or nothing; True if this worker committed it."""
+        task = self._with_store(lambda: self.store.load_task(task_id))
+        if task is None or task.status != TaskStatus.READY or task.sub_type != self.route.sub_type:
+            return False
+        token = remarks.split_token(self.host, self.pid)
+        lease = self.settings.scheduler.lease
+        self.stop.busy = True
+        try:
+            if not self._with_store(lambda: self.store.claim_split(task_id, token, lease)):
+                return False
+            self.slot.write(SlotState.SPLIT, task_id)
+            log.info("task %d: splitting in %s", task_id, self.label)
+            items, problem = self._split(task)
+            if problem:
+                self._with_store(lambda: self.store.fail_task(task_id, problem, token), True)
+                log.warning("task %d: %s", task_id, problem)
+                return False
+            ids = self._with_store(lambda: self.store.commit_split(task_id, token, items), True)
+            if ids is None:
+                log.warning("task %d: split not committed, the task is no longer held", task_id)
+                return False
+            log.info("task %d: split into %d items (%s)", task_id, len(ids), _id_range(ids))
+            own = [i for i, item in zip(ids, items, strict=True) if item.type == self.route.sub_type]
+            self._push_items(own)
+            return True
+        finally:
+            self.stop.busy = False
+            self.slot.write(SlotState.IDLE)
+
+    def _split(self, task: DownloadTaskMain) -> tuple[list[DownloadItem], str | None]:
+        try:
+            returned = self.handler.split_task(task)
+        except Aborted:
+            raise
+        except BaseException as exc:
+            return [], remarks.error_text(remarks.SPLIT_FAILED, exc)
+        return outcomes.check_split(task, returned)
+
+    def _push_items(self, item_ids: list[int]) -> None:
+        """Wake workers for new items now; if Redis is away the scheduler re-sends them."""
+        messages = [queue.item_message(i) for i in item_ids]
+        try:
+            self.queue.push(self.route.queue_key, messages)
+        except UNAVAILABLE as exc:
+            self._queue_outage.down(exc)
+
+    # -- backends ----------------------------------------------------------------------
+
+    def _with_store(self, call, must_finish: bool = False):
+        """Retry through a database outage; give up on a stop request unless `must_finish`."""
+        give_up = (lambda: False) if must_finish else (lambda: self.stop.requested)
+        return retrying(call, self._store_outage, give_up=give_up)
+
+    def _with_queue(self, call):
+        try:
+            return retrying(call, self._queue_outage, give_up=lambda: self.stop.requested)
+        except UNAVAILABLE:
+            return None
+
+
+def tree_rss_mb(pid: int) -> float:
+    """RSS of a process and all its descendants, in MB."""
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            continue
+    return total / 1e6
+
+
+def _id_range(ids: list[int]) -> str:
+    return f"items {ids[0]}..{ids[-1]}" if len(ids) > 1 else f"item {ids[0]}"

@@ -1,0 +1,1 @@
+dlsupervisor/schema.sql

@@ -1,0 +1,43 @@
+"""Fixtures: every test gets its own database and Redis key prefix, on each backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import services
+from tests.helpers.env import Env
+
+BACKENDS = ["mysql"]
+
+
+def make_env(backend: str, tmp_path) -> tuple[Env, callable]:
+    if backend == "mysql":
+        db_url = services.create_mysql_database()
+        prefix = services.new_redis_prefix()
+
+        def cleanup() -> None:
+            services.drop_mysql_database(db_url)
+            services.drop_redis_prefix(prefix)
+
+        return Env(backend, db_url, services.REDIS_URL, prefix, tmp_path), cleanup
+    raise ValueError(backend)
+
+
+@pytest.fixture(params=BACKENDS)
+def env(request, tmp_path):
+    environment, cleanup = make_env(request.param, tmp_path)
+    try:
+        yield environment
+    finally:
+        environment.close()
+        cleanup()
+
+
+@pytest.fixture
+def mysql_env(tmp_path):
+    environment, cleanup = make_env("mysql", tmp_path)
+    try:
+        yield environment
+    finally:
+        environment.close()
+        cleanup()
