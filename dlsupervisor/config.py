@@ -7,7 +7,6 @@ here imports handlers: the master loads configuration too (DESIGN invariant 3).
 from __future__ import annotations
 
 import configparser
-import dataclasses
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -272,6 +271,14 @@ def _parse_file(path: str) -> configparser.ConfigParser:
             parser.read_file(handle)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except configparser.ParsingError as exc:
+        lineno, line = exc.errors[0]
+        problem = f"line {lineno}: {line.strip()!r} is not a [section] or a key = value"
+        raise ConfigError(f"{path}: not a valid INI file: {problem}") from None
+    except configparser.DuplicateOptionError as exc:
+        raise ConfigError(f"{path}: [{exc.section}] {exc.option}: given twice (line {exc.lineno})") from None
+    except configparser.DuplicateSectionError as exc:
+        raise ConfigError(f"{path}: [{exc.section}]: given twice (line {exc.lineno})") from None
     except (configparser.Error, UnicodeDecodeError) as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise ConfigError(f"{path}: not a valid INI file: {first_line}") from None
@@ -406,8 +413,3 @@ def parse_database_url(url: str) -> DatabaseSettings:
             name=name,
         )
     raise ValueError(f"unsupported database url scheme {parts.scheme!r} (mysql:// or sqlite:///)")
-
-
-def replace(settings: Settings, **changes: Any) -> Settings:
-    """A copy with some top-level fields changed (used by SIGTTIN/SIGTTOU and tests)."""
-    return dataclasses.replace(settings, **changes)

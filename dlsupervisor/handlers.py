@@ -61,3 +61,20 @@ def load(settings: Settings, sub: SubtypeSettings) -> tuple[type[DownloadTaskBas
 def construct(cls: type[DownloadTaskBase], info: SubTypeInfo, settings: Settings) -> DownloadTaskBase:
     """Handler(task_info, config_path, logger_name), as SPEC §6 promises."""
     return cls(info, settings.path, f"dlsupervisor.{info.task_name}")
+
+
+def check_all(settings: Settings) -> str | None:
+    """Import every subtype's handler; the first problem as one line, or None."""
+    seen: dict[int, str] = {}
+    try:
+        for sub in settings.subtypes:
+            info = load(settings, sub)[1]
+            if info.sub_type in seen:
+                return (
+                    f"{settings.path}: [subtype:{sub.name}] handler: sub_type {info.sub_type} "
+                    f"is also served by [subtype:{seen[info.sub_type]}]"
+                )
+            seen[info.sub_type] = sub.name
+    except HandlerLoadError as exc:
+        return str(exc)
+    return None

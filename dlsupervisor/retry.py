@@ -37,6 +37,7 @@ def retrying(
     outage: Outage,
     *,
     give_up: Callable[[], bool] = lambda: False,
+    on_wait: Callable[[], object] = lambda: None,
     max_delay: float = 2.0,
 ) -> T:
     """Call until it succeeds; between failures sleep 50 ms doubling to `max_delay`.
@@ -51,6 +52,7 @@ def retrying(
             outage.down(exc)
             if give_up():
                 raise
+            on_wait()  # e.g. a heartbeat: waiting out an outage is not hanging
             time.sleep(delay)
             delay = min(delay * 2, max_delay)
             continue

@@ -233,11 +233,13 @@ class Worker:
     def _with_store(self, call, must_finish: bool = False):
         """Retry through a database outage; give up on a stop request unless `must_finish`."""
         give_up = (lambda: False) if must_finish else (lambda: self.stop.requested)
-        return retrying(call, self._store_outage, give_up=give_up)
+        return retrying(call, self._store_outage, give_up=give_up, on_wait=self.slot.beat)
 
     def _with_queue(self, call):
         try:
-            return retrying(call, self._queue_outage, give_up=lambda: self.stop.requested)
+            return retrying(
+                call, self._queue_outage, give_up=lambda: self.stop.requested, on_wait=self.slot.beat
+            )
         except UNAVAILABLE:
             return None
 

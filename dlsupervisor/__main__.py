@@ -1,0 +1,7 @@
+"""`python -m dlsupervisor`."""
+
+import sys
+
+from dlsupervisor.cli import main
+
+sys.exit(main())

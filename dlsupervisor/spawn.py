@@ -1,0 +1,230 @@
+"""The only os.fork: child-side setup, then the scheduler's or a worker's loop.
+
+The child path never returns: it ends in os._exit with a named status.  The
+master blocks its handled signals around fork; the child resets every handler,
+drops the master's wakeup pipe, leads its own process group (so a kill reaches
+its exports' children, and a terminal's Ctrl-C reaches only the master),
+installs its own handlers, then unblocks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+
+import setproctitle
+
+from dlsupervisor import handlers, logsetup, proctree
+from dlsupervisor.config import Settings, SubtypeSettings
+from dlsupervisor.election import RedisElection, StoreElection
+from dlsupervisor.errors import (
+    EX_ABORTED,
+    EX_BOOT,
+    EX_FAILURE,
+    EX_ORPHANED,
+    EX_RECYCLE,
+    Aborted,
+    HandlerLoadError,
+    StopNow,
+)
+from dlsupervisor.queue import open_queue
+from dlsupervisor.signals import SignalInbox, blocked
+from dlsupervisor.slots import Control, Slot, SlotState
+from dlsupervisor.store import open_store
+from dlsupervisor.worker import StopState, Worker
+
+TITLE = "dlsupervisor:"
+PARENT_CHECK_EVERY = 0.5  # seconds between a child's checks that its master is alive
+
+
+def fork_child(inbox: SignalInbox, main: Callable[[], int]) -> int:
+    """Fork; in the child run `main` and exit with its status.  Returns the child's pid."""
+    with blocked():
+        pid = os.fork()
+        if pid == 0:
+            code = EX_FAILURE
+            try:
+                inbox.close_in_child()
+                os.setpgid(0, 0)
+                random.seed()
+                code = main()
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                logging.shutdown()
+                os._exit(code)
+    return pid
+
+
+def fork_plain(main: Callable[[], int]) -> int:
+    """Fork outside a master (no inbox to drop): for preflight checks before it starts."""
+    pid = os.fork()
+    if pid == 0:
+        code = EX_FAILURE
+        try:
+            code = main()
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    return pid
+
+
+class TitledSlot:
+    """The slot, plus the process title SPEC §4 asks for, kept current as work changes."""
+
+    def __init__(self, slot: Slot, prefix: str) -> None:
+        self._slot = slot
+        self._prefix = prefix
+
+    def write(
+        self, state: SlotState, work_id: int = 0, attempt: int = 0, *, now: float | None = None
+    ) -> None:
+        self._slot.write(state, work_id, attempt, now=now)
+        if state == SlotState.ITEM:
+            setproctitle.setproctitle(f"{self._prefix} item {work_id}")
+        elif state == SlotState.SPLIT:
+            setproctitle.setproctitle(f"{self._prefix} split {work_id}")
+        else:
+            setproctitle.setproctitle(f"{self._prefix} idle")
+
+    def beat(self, now: float | None = None) -> None:
+        self._slot.beat(now)
+
+    @property
+    def control(self) -> Control:
+        return self._slot.control
+
+
+def install_stop_handlers(stop: StopState, slot: Slot) -> None:
+    """SIGTERM: abort if the master asked (slot control), else finish the item and exit.
+
+    Handlers only set a flag or raise; they never log or do I/O.
+    """
+
+    def on_term(signum: int, frame: object) -> None:
+        if slot.control == Control.ABORT:
+            raise Aborted()
+        stop.requested = True
+        if not stop.busy:
+            raise StopNow()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTTIN, signal.SIG_IGN)
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, lambda signum, frame: logsetup.reopen())
+
+
+def watch_parent(master_pid: int) -> Callable[[], bool]:
+    """A daemon thread that ends this child's whole tree if the master dies.
+
+    A busy worker may sit in an export for minutes; the thread notices within
+    PARENT_CHECK_EVERY and takes the export's children down with it (SPEC §4).
+    """
+
+    def alive() -> bool:
+        return os.getppid() == master_pid
+
+    def watch() -> None:
+        while alive():
+            time.sleep(PARENT_CHECK_EVERY)
+        os.write(2, f"dlsupervisor child {os.getpid()}: master {master_pid} is gone; exiting\n".encode())
+        tree = proctree.descendants(os.getpid())
+        proctree.kill_tree(os.getpid(), tree)
+        os._exit(EX_ORPHANED)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    return alive
+
+
+def worker_main(
+    settings: Settings, sub: SubtypeSettings, slot_no: int, slot: Slot, master_pid: int, host: str
+) -> int:
+    prefix = f"{TITLE} worker {sub.name}#{slot_no}"
+    setproctitle.setproctitle(f"{prefix} idle")
+    logsetup.configure(
+        settings.supervisor.log_level, settings.supervisor.log_file, f"worker {sub.name}#{slot_no}"
+    )
+    log = logging.getLogger("dlsupervisor.worker")
+    stop = StopState()
+    install_stop_handlers(stop, slot)
+    parent_alive = watch_parent(master_pid)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
+    try:
+        cls, info = handlers.load(settings, sub)
+        handler = handlers.construct(cls, info, settings)
+    except HandlerLoadError as exc:
+        log.error("boot error: %s", exc)
+        return EX_BOOT
+    except StopNow:
+        return EX_RECYCLE
+    store = open_store(settings.database)
+    work_queue = open_queue(settings, store)
+    worker = Worker(
+        settings,
+        sub,
+        handlers.registration(sub, info),
+        handler,
+        store,
+        work_queue,
+        host=host,
+        slot=TitledSlot(slot, prefix),
+        stop=stop,
+        parent_alive=parent_alive,
+    )
+    return run_guarded(worker.run, log)
+
+
+def scheduler_main(settings: Settings, slot: Slot, master_pid: int) -> int:
+    setproctitle.setproctitle(f"{TITLE} scheduler")
+    logsetup.configure(settings.supervisor.log_level, settings.supervisor.log_file, "scheduler")
+    log = logging.getLogger("dlsupervisor.scheduler")
+    stop = StopState()
+    install_stop_handlers(stop, slot)
+    parent_alive = watch_parent(master_pid)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
+    from dlsupervisor.scheduler import Scheduler
+
+    store = open_store(settings.database)
+    work_queue = open_queue(settings, store)
+    ttl = min(settings.scheduler.lease, 10.0)
+    if settings.redis is not None:
+        election = RedisElection(work_queue.client, f"{settings.redis.key_prefix}scheduler", ttl)
+    else:
+        election = StoreElection(
+            store, f"dlsupervisor:{settings.database.name or settings.database.path}"[-64:], ttl
+        )
+    scheduler = Scheduler(settings, store, work_queue, election)
+    slot.write(SlotState.IDLE)
+
+    def should_stop() -> bool:
+        slot.beat()
+        return stop.requested
+
+    return run_guarded(lambda: scheduler.run(should_stop, parent_alive), log)
+
+
+def run_guarded(loop: Callable[[], int], log: logging.Logger) -> int:
+    """A child's exception boundary: every way out is a named exit status."""
+    try:
+        return loop()
+    except StopNow:
+        return EX_RECYCLE
+    except Aborted:
+        return EX_ABORTED
+    except Exception:
+        log.exception("crashed")
+        return EX_FAILURE
+
+
+def hostname() -> str:
+    return socket.gethostname()
