@@ -51,6 +51,7 @@ class Child:
     pid: int | None = None
     slot: Slot | None = None
     view: SlotView | None = None
+    killed_view: SlotView | None = None
     spawned_at: float = 0.0
     next_start_at: float = 0.0
     restarts: int = 0
@@ -72,7 +73,7 @@ class Child:
         """BACKOFF → STARTING"""
         self._expect(ChildState.BACKOFF)
         self.pid, self.slot, self.spawned_at = pid, slot, now
-        self.view = None
+        self.view = self.killed_view = None
         self.kill_reason, self.kill_deadline, self.hard_killed = None, None, False
         self.tree = []
         self.state = ChildState.STARTING

@@ -271,9 +271,13 @@ def _parse_file(path: str) -> configparser.ConfigParser:
             parser.read_file(handle)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except configparser.MissingSectionHeaderError as exc:
+        problem = f"line {exc.lineno}: {exc.line.strip()} comes before any [section]"
+        raise ConfigError(f"{path}: not a valid INI file: {problem}") from None
     except configparser.ParsingError as exc:
-        lineno, line = exc.errors[0]
-        problem = f"line {lineno}: {line.strip()!r} is not a [section] or a key = value"
+        lineno, shown = exc.errors[0]  # shown is repr(line)
+        line = shown[1:-1].replace("\\n", "").strip() if shown[:1] in "'\"" else shown.strip()
+        problem = f"line {lineno}: {line} is not a [section] or a key = value"
         raise ConfigError(f"{path}: not a valid INI file: {problem}") from None
     except configparser.DuplicateOptionError as exc:
         raise ConfigError(f"{path}: [{exc.section}] {exc.option}: given twice (line {exc.lineno})") from None

@@ -24,6 +24,7 @@ def configure(level: str, log_file: str, role: str) -> None:
     handler.setFormatter(logging.Formatter(f"%(asctime)s {role}[%(process)d] %(levelname)s %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
+    logging.getLogger("redis").setLevel(max(logging.getLevelName(level), logging.INFO))  # no client chatter
 
 
 def reopen() -> None:

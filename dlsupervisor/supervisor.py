@@ -194,7 +194,7 @@ class Master:
     def on_exit(self, child: Child, status: int, now: float) -> None:
         if child.slot is not None:
             child.observe(child.slot.read())
-        view = child.view
+        view = child.killed_view or child.view  # what it held when we killed it, else at its death
         if view is not None and view.state in (SlotState.ITEM, SlotState.SPLIT):
             self.settle_work(child, view.state, view.work_id, view.attempt, status)
         if child.tree:
@@ -287,6 +287,7 @@ class Master:
         """Abort the child's work and stop its tree: SIGTERM now, SIGKILL after kill_grace."""
         grace = 0.0 if self.phase is Phase.STOPPING else self.settings.supervisor.kill_grace
         child.begin_kill(reason, now, grace)
+        child.killed_view = child.view  # an aborted worker may write IDLE while unwinding
         child.slot.request(Control.ABORT)
         child.tree = proctree.signal_tree(child.pid, signal.SIGKILL if grace == 0 else signal.SIGTERM)
         child.hard_killed = grace == 0

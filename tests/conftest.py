@@ -41,3 +41,24 @@ def mysql_env(tmp_path):
     finally:
         environment.close()
         cleanup()
+
+
+@pytest.fixture
+def daemon(env):
+    """A factory of daemons on this test's backend; every process they started is gone after."""
+    from tests.helpers.daemon import Daemon
+
+    started: list[Daemon] = []
+
+    def make(**config):
+        instance = Daemon(env, **config)
+        started.append(instance)
+        return instance
+
+    yield make
+    leaked = {}
+    for instance in started:
+        left = instance.close()
+        if left:
+            leaked[instance.sid] = left
+    assert not leaked, f"processes left behind after stop: {leaked}"

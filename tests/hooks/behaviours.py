@@ -3,7 +3,7 @@ every behaviour the suites need.  Each run appends lifecycle markers to the file
 by data["log"] (`START item pid`, `END item`), so tests wait on markers, not on time.
 
 data keys: do = ok | raise | bad | none | sleep | hang | ignore_term | grandchild |
-segfault | exit | big_remark; seconds (for sleep); code (for exit); reject (bool).
+segfault | exit | alloc; seconds (for sleep); code (for exit); reject (bool).
 """
 
 from __future__ import annotations
@@ -67,7 +67,15 @@ class Behaviour(DownloadTaskBase):
         elif do == "segfault":
             os.kill(os.getpid(), signal.SIGSEGV)
         elif do == "exit":
-            os._exit(int(data.get("code", 3)))
+            os._exit(int(data.get("code", 7)))
+        elif do == "swallow":
+            try:
+                while True:
+                    time.sleep(3600)
+            except BaseException:  # an export that swallows even the master's abort
+                mark(data, f"SWALLOWED {item.id}")
+        elif do == "alloc":
+            self.ballast = bytearray(int(data.get("mb", 100)) * 1_000_000)
         name = data.get("file_name", f"item-{item.id}.csv")
         body = f"{item.id},{item.data}\n".encode()
         return f"file:///exports/{name}", hashlib.md5(body).hexdigest(), name
@@ -101,3 +109,12 @@ class MultiBehaviour(Behaviour):
             item.data = json.dumps(part)
             items.append(item)
         return items
+
+
+class CrashOnStart(Behaviour):
+    """Imports fine (so preflight passes) but dies while the worker builds it."""
+
+    task_info = SubTypeInfo(task_name="CrashOnStart", type=12, sub_type=17, queue_key="crash")
+
+    def __init__(self, *args, **kwargs) -> None:
+        raise RuntimeError("cannot connect to the export service")
