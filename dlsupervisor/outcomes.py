@@ -17,7 +17,7 @@ from dlsupervisor.store import Outcome, Tally
 from dlsupervisor.task import DownloadTaskBase
 
 # download_item column sizes: a result that does not fit fails the item instead of the write.
-URL_MAX, MD5_MAX, FILE_NAME_MAX = 1024, 45, 256
+URL_MAX, MD5_MAX, FILE_NAME_MAX, DATA_MAX = 1024, 45, 256, 1024
 
 
 def failed(remark: str) -> Outcome:
@@ -90,6 +90,11 @@ def check_split(task: DownloadTaskMain, items: Any) -> tuple[list[DownloadItem],
         if not isinstance(item, DownloadItem):
             kind = type(item).__name__
             return [], f"{remarks.SPLIT_FAILED} split_task returned a {kind}, not a DownloadItem"
+        data = item.data if item.data is not None else task.data
+        if data is not None and len(data) > DATA_MAX:
+            return [], f"{remarks.SPLIT_FAILED} an item's data is longer than {DATA_MAX} characters"
+        if item.file_name is not None and len(item.file_name) > FILE_NAME_MAX:
+            return [], f"{remarks.SPLIT_FAILED} an item's file_name is longer than {FILE_NAME_MAX} characters"
         prepared.append(
             DownloadItem(
                 task_id=task.id,
@@ -98,7 +103,7 @@ def check_split(task: DownloadTaskMain, items: Any) -> tuple[list[DownloadItem],
                 file_name=item.file_name,
                 target_id=item.target_id,
                 expire_time=item.expire_time,
-                data=item.data if item.data is not None else task.data,
+                data=data,
             )
         )
     return prepared, None
