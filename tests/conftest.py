@@ -48,3 +48,13 @@ def mysql_env(tmp_path):
     finally:
         environment.close()
         cleanup()
+
+
+@pytest.fixture
+def sqlite_env(tmp_path):
+    environment, cleanup = make_env("sqlite", tmp_path)
+    try:
+        yield environment
+    finally:
+        environment.close()
+        cleanup()
