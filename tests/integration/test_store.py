@@ -298,3 +298,15 @@ def test_one_store_leads_at_a_time_and_closing_lets_another_lead(env):
     finally:
         first.close()
         second.close()
+
+
+def test_an_update_by_the_application_moves_last_updated_time(env):
+    """MySQL's ON UPDATE CURRENT_TIMESTAMP(3); SQLite's schema does the same with a trigger."""
+    task_id, (item_id,) = env.new_task({"do": "ok"})
+    env.db.age("download_task_main", task_id, 3600)
+    env.db.age("download_item", item_id, 3600)
+    aged = env.db.item(item_id)["last_updated_time"]
+    env.db.execute("UPDATE download_task_main SET status = 4 WHERE id = %s", (task_id,))
+    env.db.execute("UPDATE download_item SET download_times = 1 WHERE id = %s", (item_id,))
+    assert env.db.item(item_id)["last_updated_time"] > aged + dt.timedelta(seconds=3000)
+    assert env.db.task(task_id)["last_updated_time"] > aged + dt.timedelta(seconds=3000)
