@@ -207,8 +207,9 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             if not _retryable(exc):
                 raise
-            if getattr(exc, "sqlite_errorcode", 5) & 0xFF not in (5, 6):
-                self.close()  # an I/O problem: start over with a fresh connection
+            busy = (getattr(exc, "sqlite_errorcode", 5) & 0xFF) in (5, 6)
+            if not busy:
+                self._drop_connection()  # an I/O problem: start over with a fresh one
             raise StoreUnavailable(f"database: {exc} ({self._path})") from exc
 
     @contextlib.contextmanager
@@ -242,6 +243,9 @@ class SQLiteStore:
         """Close the connection and give up the scheduler lock (as MySQL's GET_LOCK does)."""
         self._after_fork()
         self._release_lock()
+        self._drop_connection()
+
+    def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):

@@ -42,6 +42,25 @@ def test_only_initdb_creates_the_database_file(tmp_path):
         store.close()
 
 
+def test_a_write_lock_held_past_the_busy_timeout_is_an_outage_not_a_crash(sqlite_env):
+    """Callers retry StoreUnavailable (retry.py); a raw sqlite3 error would kill the worker."""
+    env = sqlite_env
+    _, (item_id,) = env.new_task({"do": "ok"})
+    store = open_store(env.settings.database, timeout=0.2)
+    try:
+        env.db.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StoreUnavailable, match="database is locked"):
+                store.claim_item(item_id, "running on x:1 attempt 1")
+            with pytest.raises(StoreUnavailable, match="database is locked"):
+                store.expire(3600, 10)
+        finally:
+            env.db.execute("ROLLBACK")
+        assert store.claim_item(item_id, "running on x:1 attempt 1") is True
+    finally:
+        store.close()
+
+
 def test_timestamps_are_utc_text_with_milliseconds():
     assert to_text(dt.datetime(2030, 1, 2, 3, 4, 5, 678901)) == "2030-01-02 03:04:05.678"
     aware = dt.datetime(2030, 1, 2, 5, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=2)))
