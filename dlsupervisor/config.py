@@ -395,7 +395,9 @@ def parse_database_url(url: str) -> DatabaseSettings:
     if parts.scheme == "sqlite":
         path = unquote(url[len("sqlite://") :])
         if path.startswith("/./") or path.startswith("/../"):
-            path = path[1:]
+            path = path[1:]  # sqlite:///./dl.db: relative to the working directory
+        elif path.startswith("/"):
+            path = "/" + path.lstrip("/")  # sqlite:///abs and sqlite:////abs alike
         if not path.strip("/"):
             raise ValueError("sqlite url needs a path, as in sqlite:///var/lib/dlsupervisor/dl.db")
         return DatabaseSettings(url=url, kind="sqlite", path=path)

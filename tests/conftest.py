@@ -7,12 +7,17 @@ import pytest
 from tests.helpers import services
 from tests.helpers.env import Env
 
-BACKENDS = ["mysql"]
+# mysql: MariaDB + Redis (production).  mysql-polling: MariaDB alone, so the queue is the
+# database polled and the election is GET_LOCK.  sqlite: the embedded default, one file,
+# polled queue, file-lock election.
+BACKENDS = ["mysql", "mysql-polling", "sqlite"]
 
 
 def make_env(backend: str, tmp_path) -> tuple[Env, callable]:
-    if backend == "mysql":
+    if backend in ("mysql", "mysql-polling"):
         db_url = services.create_mysql_database()
+        if backend == "mysql-polling":
+            return Env(backend, db_url, None, "", tmp_path), lambda: services.drop_mysql_database(db_url)
         prefix = services.new_redis_prefix()
 
         def cleanup() -> None:
@@ -20,6 +25,8 @@ def make_env(backend: str, tmp_path) -> tuple[Env, callable]:
             services.drop_redis_prefix(prefix)
 
         return Env(backend, db_url, services.REDIS_URL, prefix, tmp_path), cleanup
+    if backend == "sqlite":
+        return Env(backend, f"sqlite://{tmp_path}/dl.db", None, "", tmp_path), lambda: None
     raise ValueError(backend)
 
 
@@ -36,6 +43,16 @@ def env(request, tmp_path):
 @pytest.fixture
 def mysql_env(tmp_path):
     environment, cleanup = make_env("mysql", tmp_path)
+    try:
+        yield environment
+    finally:
+        environment.close()
+        cleanup()
+
+
+@pytest.fixture
+def sqlite_env(tmp_path):
+    environment, cleanup = make_env("sqlite", tmp_path)
     try:
         yield environment
     finally:

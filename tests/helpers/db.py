@@ -7,11 +7,28 @@ outcome the way it would (SELECT), through a plain connection.
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pymysql
 from pymysql.cursors import DictCursor
+
+# SQLite keeps timestamps as UTC text; rows come back with datetimes, as from PyMySQL.
+SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+TIMESTAMP_COLUMNS = ("created_time", "last_updated_time", "expire_time", "seen_time")
+
+
+def _sqlite_arg(value: Any) -> Any:
+    return value.strftime(SQLITE_TIME_FORMAT)[:-3] if isinstance(value, datetime) else value
+
+
+def _sqlite_row(row: sqlite3.Row) -> dict[str, Any]:
+    out = dict(row)
+    for name in TIMESTAMP_COLUMNS:
+        if isinstance(out.get(name), str):
+            out[name] = datetime.fromisoformat(out[name])
+    return out
 
 
 class Db:
@@ -39,8 +56,8 @@ class Db:
         """Run one statement written with %s placeholders; return lastrowid or rows."""
         if self.kind == "sqlite":
             sql = sql.replace("%s", "?").replace("NOW(3)", "strftime('%Y-%m-%d %H:%M:%f','now')")
-            cursor = self._conn.execute(sql, args)
-            rows = [dict(r) for r in cursor.fetchall()]
+            cursor = self._conn.execute(sql, [_sqlite_arg(a) for a in args])
+            rows = [_sqlite_row(r) for r in cursor.fetchall()]
             return rows if cursor.description else cursor.lastrowid
         with self._conn.cursor() as cursor:
             cursor.execute(sql, args or None)
