@@ -674,12 +674,24 @@ class SQLiteStore:
                 tuple(task_ids),
             )
 
-    def held_states(self, item_ids: Sequence[int]) -> dict[int, tuple[int, int | None]]:
+    def held_states(self, item_ids: Sequence[int]) -> dict[int, tuple[int, str | None, int | None]]:
+        """item id -> (status, remark, its task's status), for the items a master's workers hold."""
         if not item_ids:
             return {}
         rows = self._query(
-            "SELECT i.id, i.status, t.status AS task_status FROM download_item i "
+            "SELECT i.id, i.status, i.remark, t.status AS task_status FROM download_item i "
             f"LEFT JOIN download_task_main t ON t.id = i.task_id WHERE i.id IN ({_marks(item_ids)})",
             tuple(item_ids),
         )
-        return {r["id"]: (r["status"], r["task_status"]) for r in rows}
+        return {r["id"]: (r["status"], r["remark"], r["task_status"]) for r in rows}
+
+    def release_split(self, task_id: int, token: str) -> bool:
+        """Give back a split claim (the supervisor stopped mid-split): the task stays READY."""
+        return (
+            self._execute(
+                f"UPDATE download_task_main SET remark = NULL, last_updated_time = {NOW} "
+                "WHERE id = ? AND status = 0 AND remark = ?",
+                (task_id, token),
+            )
+            == 1
+        )

@@ -280,7 +280,7 @@ def test_loaded_rows_carry_datetimes_on_every_backend(env):
     assert isinstance(loaded.item.last_updated_time, dt.datetime)
     task = env.store.load_task(task_id)
     assert isinstance(task.created_time, dt.datetime)
-    assert env.store.held_states([item_id]) == {item_id: (0, 0)}
+    assert env.store.held_states([item_id]) == {item_id: (0, None, 0)}
 
 
 def test_one_store_leads_at_a_time_and_closing_lets_another_lead(env):

@@ -389,7 +389,8 @@ def test_sigttin_and_sigttou_add_and_remove_a_worker_per_subtype(env, daemon):
     d.signal(signal.SIGTTIN)
     d.wait_child("behaviour#2", state="idle")
     d.wait_child("multi#2", state="idle")
-    d.signal(signal.SIGTTOU)
+    d.signal(signal.SIGTTOU)  # signals of one kind coalesce: wait for each to act
+    wait_until(lambda: "behaviour#2" not in d.children(), what="one worker fewer", context=d.context)
     d.signal(signal.SIGTTOU)
     wait_until(
         lambda: not any(c["subtype"] for c in d.children().values()),
