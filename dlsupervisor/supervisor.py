@@ -329,6 +329,8 @@ class Master:
             self.pending.append((what, call))
 
     def sync_database(self, now: float) -> None:
+        if self.db_outage.since is not None:
+            self.call_db(lambda s: s.ping())  # at most once a second: say when it is back
         pending, self.pending = self.pending, []
         for what, call in pending:
             self.write(what, call)
