@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from typing import Protocol
 
 import redis
@@ -43,7 +44,8 @@ class Election(Protocol):
 
 
 def identity() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """host:pid plus a random part: unique even for two electors in one process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class RedisElection:

@@ -67,8 +67,8 @@ def daemon(env):
 
     started: list[Daemon] = []
 
-    def make(**config):
-        instance = Daemon(env, **config)
+    def make(name=None, **config):
+        instance = Daemon(env, name, **config)
         started.append(instance)
         return instance
 

@@ -18,18 +18,23 @@ from typing import Any
 import psutil
 
 from dlsupervisor import statusfile
+from tests.helpers.env import config_text
 from tests.helpers.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 class Daemon:
-    def __init__(self, env, **config: Any) -> None:
+    """One supervisor; `name` gives it its own config file and run_dir beside the env's."""
+
+    def __init__(self, env, name: str | None = None, **config: Any) -> None:
         self.env = env
         self.config = config
+        self.config_path = env.config_path if name is None else env.tmp / f"{name}.ini"
+        self.run_dir = env.run_dir if name is None else env.tmp / f"run-{name}"
         self.proc: subprocess.Popen | None = None
         self.sid: int | None = None
-        self.log_path = env.tmp / "daemon.log"
+        self.log_path = env.tmp / f"{name or 'daemon'}.log"
         self._sock_dir = tempfile.mkdtemp(prefix="dln")
         self.notify_path = os.path.join(self._sock_dir, "notify")
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -38,12 +43,18 @@ class Daemon:
 
     # -- lifecycle ---------------------------------------------------------------------
 
+    def rewrite(self, **config: Any) -> None:
+        """Replace this daemon's configuration file (for reloads)."""
+        self.config = config
+        text = config_text(self.env.db_url, self.env.redis_url, self.env.prefix, self.run_dir, **config)
+        self.config_path.write_text(text)
+
     def start(self, *, wait_ready: bool = True, extra_args: tuple[str, ...] = ()) -> Daemon:
-        self.env.write_config(**self.config)
+        self.rewrite(**self.config)
         environ = dict(os.environ, NOTIFY_SOCKET=self.notify_path, PYTHONPATH=str(REPO))
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "dlsupervisor", "start", "-c", str(self.env.config_path), *extra_args],
+                [sys.executable, "-m", "dlsupervisor", "start", "-c", str(self.config_path), *extra_args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -57,7 +68,7 @@ class Daemon:
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            [sys.executable, "-m", "dlsupervisor", *args, "-c", str(self.env.config_path)],
+            [sys.executable, "-m", "dlsupervisor", *args, "-c", str(self.config_path)],
             capture_output=True,
             text=True,
             env=dict(os.environ, PYTHONPATH=str(REPO)),
@@ -134,7 +145,7 @@ class Daemon:
                 )
 
     def status(self) -> dict[str, Any] | None:
-        return statusfile.read(str(self.env.run_dir / "status.json"))
+        return statusfile.read(str(self.run_dir / "status.json"))
 
     def children(self) -> dict[str, dict[str, Any]]:
         status = self.status() or {"children": []}

@@ -79,8 +79,7 @@ def test_boot_reports_ready_and_names_every_process(env, daemon):
 
 def test_a_second_start_on_the_same_pidfile_refuses_with_exit_2(env, daemon):
     daemon(**config()).start()
-    second = daemon(**config())
-    second.env.write_config(**config())
+    second = daemon(**config())  # the same file, so the same pidfile
     result = second.cli("start", check=False)
     assert result.returncode == 2
     assert "another supervisor is running" in result.stderr
@@ -255,8 +254,7 @@ def test_sighup_applies_only_the_difference(env, daemon):
     scheduler = d.child("scheduler")["pid"]
     task_id, item_id = submit(env, {"do": "sleep", "seconds": 1.5})
     busy = busy_pid(d, item_id)
-    d.config = config(workers=3)  # behaviour: 1 -> 3 workers; multi and the scheduler unchanged
-    d.env.write_config(**d.config)
+    d.rewrite(**config(workers=3))  # behaviour: 1 -> 3 workers; multi and the scheduler unchanged
     d.signal(signal.SIGHUP)
     d.wait_notify("RELOADING=1")
     d.wait_child("behaviour#3", state="idle")
@@ -270,9 +268,9 @@ def test_sighup_replaces_workers_of_a_changed_subtype_after_their_item(env, daem
     multi = d.wait_child("multi#1", state="idle")["pid"]
     task_id, item_id = submit(env, {"do": "sleep", "seconds": 1})
     busy = busy_pid(d, item_id)
-    d.config = config(workers=1, timeout=6)
-    d.config["subtypes"]["multi"]["timeout"] = 5
-    d.env.write_config(**d.config)
+    changed = config(workers=1, timeout=6)
+    changed["subtypes"]["multi"]["timeout"] = 5
+    d.rewrite(**changed)
     d.signal(signal.SIGHUP)
     d.wait_task(task_id, status=TaskStatus.DONE)  # the busy worker finished its item
     wait_until(lambda: d.child("behaviour#1").get("pid") not in (None, busy), what="replaced worker")
@@ -284,8 +282,7 @@ def test_sighup_scale_down_retires_idle_workers_first(env, daemon):
     d.wait_child("behaviour#2", state="idle")
     task_id, item_id = submit(env, {"do": "sleep", "seconds": 1.5})
     busy = busy_pid(d, item_id)
-    d.config = config(workers=1)
-    d.env.write_config(**d.config)
+    d.rewrite(**config(workers=1))
     d.signal(signal.SIGHUP)
     wait_until(
         lambda: len([c for c in d.children() if c.startswith("behaviour")]) == 1, what="one worker left"
@@ -298,7 +295,7 @@ def test_sighup_scale_down_retires_idle_workers_first(env, daemon):
 def test_sighup_with_a_bad_file_logs_one_line_and_changes_nothing(env, daemon):
     d = daemon(**config(workers=1)).start()
     before = {name: c["pid"] for name, c in d.children().items()}
-    with open(env.config_path, "a") as handle:
+    with open(d.config_path, "a") as handle:
         handle.write("\n[subtype:broken]\nhandler = tests.hooks.behaviours:Behaviour\nworkers = -1\n")
     d.signal(signal.SIGHUP)
     wait_until(lambda: "reload failed" in d.log_tail(), what="the reload failure line")
@@ -312,7 +309,7 @@ def test_sighup_with_a_bad_file_logs_one_line_and_changes_nothing(env, daemon):
 def test_sighup_with_a_handler_that_cannot_be_imported_changes_nothing(env, daemon):
     d = daemon(**config(workers=1)).start()
     before = {name: c["pid"] for name, c in d.children().items()}
-    with open(env.config_path, "a") as handle:
+    with open(d.config_path, "a") as handle:
         handle.write("\n[subtype:missing]\nhandler = tests.hooks.nowhere:Gone\n")
     d.signal(signal.SIGHUP)
     wait_until(lambda: "reload failed" in d.log_tail(), what="the reload failure line")
