@@ -122,9 +122,12 @@ class Scheduler:
             self.store.fail_items(ids, remark)
             log.warning("items %s: failed: %s", _ids(ids), remark)
         routed = [ref for ref in refs if ref.route in routes]
-        self._push(routes, routed)
         task_ids = sorted({ref.task_id for ref in refs})
+        # PROCESSING first: should this process die before the push, the items are READY
+        # in a PROCESSING task, which re-dispatch covers; the other order could strand a
+        # READY task whose items all finished.
         self.store.mark_tasks_processing(task_ids)
+        self._push(routes, routed)
         log.info("dispatched %d items of %d tasks (%s)", len(routed), len(task_ids), _ids(task_ids, "task"))
         return len(routed), len(unroutable)
 

@@ -26,8 +26,9 @@ from dlsupervisor.errors import QueueUnavailable
 from dlsupervisor.store import Registration
 
 # A message pending longer than this may be pushed again (its popper may have died
-# between BLPOP and ZREM).
-PENDING_STALE_MS = 300_000
+# between BLPOP and ZREM); a backlog older than this costs a duplicate wake-up, which
+# the claim turns into a no-op.
+PENDING_STALE_MS = 60_000
 
 _PUSH = """
 local now = tonumber(ARGV[1])
