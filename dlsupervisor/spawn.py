@@ -23,7 +23,7 @@ import setproctitle
 
 from dlsupervisor import handlers, logsetup, proctree
 from dlsupervisor.config import Settings, SubtypeSettings
-from dlsupervisor.election import RedisElection, StoreElection
+from dlsupervisor.election import open_election
 from dlsupervisor.errors import (
     EX_ABORTED,
     EX_BOOT,
@@ -196,14 +196,7 @@ def scheduler_main(settings: Settings, slot: Slot, master_pid: int) -> int:
 
     store = open_store(settings.database)
     work_queue = open_queue(settings, store)
-    ttl = min(settings.scheduler.lease, 10.0)
-    if settings.redis is not None:
-        election = RedisElection(work_queue.client, f"{settings.redis.key_prefix}scheduler", ttl)
-    else:
-        election = StoreElection(
-            store, f"dlsupervisor:{settings.database.name or settings.database.path}"[-64:], ttl
-        )
-    scheduler = Scheduler(settings, store, work_queue, election)
+    scheduler = Scheduler(settings, store, work_queue, open_election(settings, store, work_queue))
     slot.write(SlotState.IDLE)
 
     def should_stop() -> bool:
