@@ -38,6 +38,7 @@ from dlsupervisor.queue import open_queue
 from dlsupervisor.signals import SignalInbox, blocked
 from dlsupervisor.slots import Control, Slot, SlotState
 from dlsupervisor.store import open_store
+from dlsupervisor.task import DownloadTaskBase
 from dlsupervisor.worker import StopState, Worker
 
 TITLE = "dlsupervisor:"
@@ -147,8 +148,17 @@ def watch_parent(master_pid: int) -> Callable[[], bool]:
 
 
 def worker_main(
-    settings: Settings, sub: SubtypeSettings, slot_no: int, slot: Slot, master_pid: int, host: str
+    settings: Settings,
+    sub: SubtypeSettings,
+    slot_no: int,
+    slot: Slot,
+    master_pid: int,
+    host: str,
+    handler: DownloadTaskBase | None = None,
 ) -> int:
+    """A worker's life.  The daemon imports and constructs the handler here, after fork;
+    standalone mode (standalone.py) passes the instance its script built, inherited by fork.
+    """
     prefix = f"{TITLE} worker {sub.name}#{slot_no}"
     setproctitle.setproctitle(f"{prefix} idle")
     logsetup.configure(
@@ -160,8 +170,11 @@ def worker_main(
     parent_alive = watch_parent(master_pid)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
     try:
-        cls, info = handlers.load(settings, sub)
-        handler = handlers.construct(cls, info, settings)
+        if handler is None:
+            cls, info = handlers.load(settings, sub)
+            handler = handlers.construct(cls, info, settings)
+        else:
+            info = handler.task_info
     except HandlerLoadError as exc:
         log.error("boot error: %s", exc)
         return EX_BOOT
