@@ -58,15 +58,21 @@ class DownloadTaskScheduler:
     every subtype with live workers, in this process, until Ctrl-C or SIGTERM.
 
     `logger_name` names nothing on disk any more (logs go to stderr, or to
-    [supervisor] log_file); `cron` is accepted for seed code and ignored: a pass
-    runs every [scheduler] poll_interval.
+    [supervisor] log_file); the seed called it `log_path`, which is accepted too.
+    `cron` is accepted for seed code and ignored: a pass runs every
+    [scheduler] poll_interval.
     """
 
     def __init__(
-        self, config_path: str, logger_name: str = "download_task_scheduler", cron: str | None = None
+        self,
+        config_path: str,
+        logger_name: str = "download_task_scheduler",
+        cron: str | None = None,
+        *,
+        log_path: str | None = None,
     ) -> None:
         self.config_path = config_path
-        self.logger_name = logger_name
+        self.logger_name = log_path or logger_name
         self.cron = cron
 
     def start(self) -> None:

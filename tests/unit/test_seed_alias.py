@@ -57,6 +57,8 @@ def test_download_task_scheduler_is_public_api_and_takes_the_seeds_arguments():
     assert dlsupervisor.DownloadTaskScheduler is standalone.DownloadTaskScheduler
     scheduler = dlsupervisor.DownloadTaskScheduler("config.ini", "download_task_scheduler", "0 */2 * * * *")
     assert (scheduler.config_path, scheduler.cron) == ("config.ini", "0 */2 * * * *")
+    by_seed_keyword = dlsupervisor.DownloadTaskScheduler(config_path="c.ini", log_path="sched")
+    assert by_seed_keyword.logger_name == "sched"
 
 
 class Demo(task.DownloadTaskBase):
