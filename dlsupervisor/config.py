@@ -207,6 +207,7 @@ SEED_KEYS = {
     "redisport": "redisPort",
     "redispassword": "redisPassword",
     "redisdb": "redisDb",
+    "keyprefix": "keyPrefix",  # not in the seed: lets several deployments share one Redis
 }
 
 
@@ -238,15 +239,20 @@ class _Reader:
         return values
 
 
-def load(path: str, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate the file at `path`; raise ConfigError (one line) on any problem."""
+def load(path: str, environ: Mapping[str, str] | None = None, *, foreign_sections: bool = False) -> Settings:
+    """Read and validate the file at `path`; raise ConfigError (one line) on any problem.
+
+    `foreign_sections`: sections that are not ours belong to the application and are
+    skipped -- the seed's scripts shared config.ini with their own code, and the
+    seed ignored everything but [download_task].  Keys of our sections stay strict.
+    """
     environ = os.environ if environ is None else environ
     abspath = os.path.abspath(path)
     reader = _Reader(path, _parse_file(path))
     sections = reader.parser.sections()
     for section in sections:
         known = section in ("supervisor", "database", "redis", "scheduler", "download_task")
-        if not known and not section.startswith("subtype:"):
+        if not known and not section.startswith("subtype:") and not foreign_sections:
             raise reader.error(section, None, "unknown section")
 
     supervisor = SupervisorSettings(**_section(reader, "supervisor", SUPERVISOR_KEYS))
@@ -358,7 +364,11 @@ def _modern_urls(reader: _Reader) -> tuple[str, str, str]:
 
 
 def _seed_urls(reader: _Reader) -> tuple[str, str, str]:
-    """The seed's keys as urls; an empty password (database or Redis) is allowed."""
+    """The seed's keys as urls; an empty password (database or Redis) is allowed.
+
+    `keyPrefix` (optional, default `dl:`) is ours: the seed had no way to keep two
+    deployments apart in one Redis database.
+    """
     section = reader.parser["download_task"]
     reader.check_keys("download_task", SEED_KEYS)
 
@@ -386,7 +396,7 @@ def _seed_urls(reader: _Reader) -> tuple[str, str, str]:
         secret = get("redisPassword")
         auth = f":{quote(secret, safe='')}@" if secret else ""
         redis_url = f"redis://{auth}{get('redisHost')}:{port('redisPort', '6379')}/{db_index}"
-    return db_url, redis_url, RedisSettings.key_prefix
+    return db_url, redis_url, get("keyPrefix") or RedisSettings.key_prefix
 
 
 def parse_database_url(url: str) -> DatabaseSettings:

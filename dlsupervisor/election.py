@@ -12,12 +12,16 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import redis
 
+from dlsupervisor.config import Settings
 from dlsupervisor.errors import QueueUnavailable
 from dlsupervisor.store import Store
+
+if TYPE_CHECKING:
+    from dlsupervisor.queue import Queue
 
 # Keep the lease (ms) if it is still ours, else take it if free.
 _HOLD = """
@@ -80,3 +84,16 @@ class StoreElection:
 
     def release(self) -> None:
         self._store.unlead(self._name)
+
+
+def open_election(settings: Settings, store: Store, work_queue: Queue) -> Election:
+    """The scheduler's election for this configuration, wherever the scheduler runs.
+
+    The daemon's scheduler child and the standalone scheduler script must compete
+    for the same lock, so both build it here.
+    """
+    ttl = min(settings.scheduler.lease, 10.0)
+    if settings.redis is not None:
+        return RedisElection(work_queue.client, f"{settings.redis.key_prefix}scheduler", ttl)
+    name = f"dlsupervisor:{settings.database.name or settings.database.path}"[-64:]
+    return StoreElection(store, name, ttl)

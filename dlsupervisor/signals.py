@@ -35,11 +35,25 @@ class SignalInbox:
             os.set_blocking(fd, False)
             os.set_inheritable(fd, False)
         self._previous_fd = -1
+        self._previous_handlers: dict[int, object] = {}
 
     def install(self) -> None:
         self._previous_fd = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
         for signum in HANDLED:
-            signal.signal(signum, _record)
+            self._previous_handlers[signum] = signal.signal(signum, _record)
+
+    def uninstall(self) -> None:
+        """Put back what install() replaced and close the pipe.
+
+        For a master that returns to its caller instead of exiting: standalone
+        mode, where the caller is a user's script that may go on running.
+        """
+        for signum, previous in self._previous_handlers.items():
+            # None: the handler was not set from Python, so cannot be put back.
+            signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+        signal.set_wakeup_fd(self._previous_fd)
+        os.close(self._read_fd)
+        os.close(self._write_fd)
 
     def wait(self, timeout: float) -> list[int]:
         """Signals received, oldest first, waiting up to `timeout` for the first one."""

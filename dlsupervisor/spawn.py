@@ -23,7 +23,7 @@ import setproctitle
 
 from dlsupervisor import handlers, logsetup, proctree
 from dlsupervisor.config import Settings, SubtypeSettings
-from dlsupervisor.election import RedisElection, StoreElection
+from dlsupervisor.election import open_election
 from dlsupervisor.errors import (
     EX_ABORTED,
     EX_BOOT,
@@ -38,6 +38,7 @@ from dlsupervisor.queue import open_queue
 from dlsupervisor.signals import SignalInbox, blocked
 from dlsupervisor.slots import Control, Slot, SlotState
 from dlsupervisor.store import open_store
+from dlsupervisor.task import DownloadTaskBase
 from dlsupervisor.worker import StopState, Worker
 
 TITLE = "dlsupervisor:"
@@ -147,8 +148,17 @@ def watch_parent(master_pid: int) -> Callable[[], bool]:
 
 
 def worker_main(
-    settings: Settings, sub: SubtypeSettings, slot_no: int, slot: Slot, master_pid: int, host: str
+    settings: Settings,
+    sub: SubtypeSettings,
+    slot_no: int,
+    slot: Slot,
+    master_pid: int,
+    host: str,
+    handler: DownloadTaskBase | None = None,
 ) -> int:
+    """A worker's life.  The daemon imports and constructs the handler here, after fork;
+    standalone mode (standalone.py) passes the instance its script built, inherited by fork.
+    """
     prefix = f"{TITLE} worker {sub.name}#{slot_no}"
     setproctitle.setproctitle(f"{prefix} idle")
     logsetup.configure(
@@ -160,8 +170,11 @@ def worker_main(
     parent_alive = watch_parent(master_pid)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
     try:
-        cls, info = handlers.load(settings, sub)
-        handler = handlers.construct(cls, info, settings)
+        if handler is None:
+            cls, info = handlers.load(settings, sub)
+            handler = handlers.construct(cls, info, settings)
+        else:
+            info = handler.task_info
     except HandlerLoadError as exc:
         log.error("boot error: %s", exc)
         return EX_BOOT
@@ -196,14 +209,7 @@ def scheduler_main(settings: Settings, slot: Slot, master_pid: int) -> int:
 
     store = open_store(settings.database)
     work_queue = open_queue(settings, store)
-    ttl = min(settings.scheduler.lease, 10.0)
-    if settings.redis is not None:
-        election = RedisElection(work_queue.client, f"{settings.redis.key_prefix}scheduler", ttl)
-    else:
-        election = StoreElection(
-            store, f"dlsupervisor:{settings.database.name or settings.database.path}"[-64:], ttl
-        )
-    scheduler = Scheduler(settings, store, work_queue, election)
+    scheduler = Scheduler(settings, store, work_queue, open_election(settings, store, work_queue))
     slot.write(SlotState.IDLE)
 
     def should_stop() -> bool:

@@ -6,7 +6,9 @@ is with what should be: handle signals, reap exits, read the children's slots,
 enforce deadlines (timeouts, cancels, kills), sync with the database
 (outcomes, heartbeats), reconcile the children with the configuration, write
 the status file.  Nothing in it blocks longer than a tick, and it never
-imports or runs user code (DESIGN invariant 3).
+imports or runs user code (DESIGN invariant 3) -- except in standalone mode
+(standalone.py), where the calling process is a user's script that already
+built its handler and hands the instance in, for its workers to inherit.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ import select
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import Enum
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import setproctitle
 
@@ -34,6 +36,9 @@ from dlsupervisor.retry import UNAVAILABLE, Outage
 from dlsupervisor.signals import SignalInbox
 from dlsupervisor.slots import Control, Slot, SlotState
 from dlsupervisor.store import Outcome, Store, open_store
+
+if TYPE_CHECKING:
+    from dlsupervisor.task import DownloadTaskBase
 
 log = logging.getLogger("dlsupervisor.master")
 
@@ -61,9 +66,19 @@ def child_conf(settings: Settings, sub: SubtypeSettings | None) -> tuple[Any, ..
 
 
 class Master:
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        handlers: Mapping[str, DownloadTaskBase] | None = None,
+        scheduler: bool = True,
+    ) -> None:
+        """`handlers` (subtype name -> instance) and `scheduler=False` are standalone mode's."""
         self.settings = settings
         self.clock = clock
+        self.handlers = dict(handlers or {})
+        self.run_scheduler = scheduler
         self.inbox = SignalInbox()
         self.children: list[Child] = []
         self.phase = Phase.RUNNING
@@ -370,7 +385,7 @@ class Master:
 
     def wanted(self) -> dict[str | None, int]:
         """How many children each role should have: None is the scheduler."""
-        counts: dict[str | None, int] = {None: 1}
+        counts: dict[str | None, int] = {None: 1} if self.run_scheduler else {}
         for sub in self.settings.subtypes:
             counts[sub.name] = max(0, sub.workers + self.scale_delta)
         return counts
@@ -407,7 +422,16 @@ class Master:
             main = partial(spawn.scheduler_main, self.settings, slot, self.pid)
         else:
             sub = self.settings.subtype(child.subtype)
-            main = partial(spawn.worker_main, self.settings, sub, child.slot_no, slot, self.pid, self.host)
+            main = partial(
+                spawn.worker_main,
+                self.settings,
+                sub,
+                child.slot_no,
+                slot,
+                self.pid,
+                self.host,
+                self.handlers.get(child.subtype),
+            )
         pid = spawn.fork_child(self.inbox, main)
         child.spawned(pid, slot, now)
 

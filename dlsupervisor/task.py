@@ -26,11 +26,14 @@ class SubTypeInfo(NamedTuple):
 class DownloadTaskBase:
     """Subclass it and implement `export` (and `split_task` for multi-item subtypes).
 
-    The constructor takes the seed's arguments; `max_job`, `cron` and `logger`
-    are accepted for seed code and ignored except `logger`.
+    The constructor takes the seed's arguments.  `max_job` (worker processes) and
+    `timeout` (seconds one item may run, 0 = no limit) apply to `start()`, the
+    standalone mode; under the daemon its [subtype:...] section decides both.
+    `cron` is accepted for seed code and ignored: work is taken as it arrives.
     """
 
     task_info: SubTypeInfo | None = None
+    timeout: float = 600.0
 
     def __init__(
         self,
@@ -40,6 +43,8 @@ class DownloadTaskBase:
         max_job: int = 1,
         cron: str | None = None,
         logger: logging.Logger | None = None,
+        *,
+        timeout: float | None = None,
     ) -> None:
         info = task_info if task_info is not None else type(self).task_info
         if info is None:
@@ -48,6 +53,8 @@ class DownloadTaskBase:
         self.config_path = config_path
         self.logger_name = logger_name or self.task_info.task_name
         self.max_job = max_job
+        if timeout is not None:
+            self.timeout = timeout
         self._logger = logger or logging.getLogger(self.logger_name)
 
     def get_validated_data_params(self, task_item_id: int, data: str) -> dict | None:
@@ -63,7 +70,8 @@ class DownloadTaskBase:
         raise NotImplementedError(f"{type(self).__name__}.split_task")
 
     def start(self) -> None:
-        """Run this subtype's workers in this process, supervised, until Ctrl-C or SIGTERM."""
+        """The seed's entry point: supervise `max_job` workers of this subtype from this
+        process, as the daemon would, until Ctrl-C or SIGTERM (standalone.py)."""
         from dlsupervisor.standalone import run_handler
 
         run_handler(self)

@@ -195,3 +195,22 @@ def test_the_cli_reports_bad_configuration_with_exit_2_and_no_traceback(tmp_path
     assert result.returncode == 2, result
     assert expected in result.stderr
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_the_seed_section_takes_an_optional_redis_key_prefix(tmp_path):
+    seed = "[download_task]\ndbHost=db\ndbName=cti\nredisHost=cache\n"
+    assert config.load(write(tmp_path, seed), environ={}).redis.key_prefix == "dl:"
+    settings = config.load(write(tmp_path, seed + "keyPrefix=staging:\n"), environ={})
+    assert settings.redis.key_prefix == "staging:"
+
+
+def test_the_applications_own_sections_are_refused_unless_asked_for(tmp_path):
+    """The daemon's file is all ours; a seed script's config.ini is shared with its code."""
+    path = write(tmp_path, "[download_task]\ndbHost=db\ndbName=cti\n\n[oss]\nbucket = reports\n")
+    with pytest.raises(ConfigError, match=r"\[oss\]: unknown section"):
+        config.load(path, environ={})
+    assert config.load(path, environ={}, foreign_sections=True).database.name == "cti"
+    with open(path, "a") as handle:
+        handle.write("[supervisor]\nstop_timeout = soon\n")
+    with pytest.raises(ConfigError, match=r"\[supervisor\] stop_timeout"):
+        config.load(path, environ={}, foreign_sections=True)
