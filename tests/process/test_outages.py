@@ -97,7 +97,11 @@ def test_a_database_restart_loses_nothing_and_each_process_logs_it_once(private,
     assert len(runs) == 40 and set(runs.values()) == {1}, runs
     per_process = outage_lines(d)
     assert per_process and max(per_process.values()) == 1, per_process
-    assert d.log_tail(100_000).count("WARNING recovered: after") >= len(per_process)
+    wait_until(
+        lambda: d.log_tail(100_000).count("WARNING recovered: after") >= len(per_process),
+        what="each process saying it recovered",
+        context=d.context,
+    )
     db.close()
 
 
