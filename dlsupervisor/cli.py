@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Any
 
 import psutil
@@ -25,7 +26,7 @@ from dlsupervisor.model import TaskStatus
 
 EX_NOT_RUNNING = 3  # `status` of a supervisor that is not running (LSB)
 
-STATUS_NAMES = {s.value: s.name for s in TaskStatus}  # aliases (FAIL, VALID, ...) are not iterated
+STATUS_NAMES = MappingProxyType({s.value: s.name for s in TaskStatus})  # aliases (FAIL, ...) are not iterated
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -167,48 +168,56 @@ def _nonempty(text: str) -> str:
 
 Parser = Callable[[str], Any]
 
-SUPERVISOR_KEYS: dict[str, Parser] = {
-    "run_dir": _nonempty,
-    "log_level": _log_level,
-    "log_file": _text,
-    "stop_timeout": _nonneg_float,
-    "kill_grace": _nonneg_float,
-    "min_uptime": _nonneg_float,
-    "max_backoff": _positive_float,
-    "heartbeat_timeout": _positive_float,
-}
-SCHEDULER_KEYS: dict[str, Parser] = {
-    "poll_interval": _positive_float,
-    "file_ttl": _positive_int,
-    "lease": _positive_float,
-    "redispatch_after": _positive_float,
-    "batch_size": _positive_int,
-}
-SUBTYPE_KEYS: dict[str, Parser] = {
-    "handler": _handler_ref,
-    "workers": _nonneg_int,
-    "timeout": _nonneg_float,
-    "max_items": _nonneg_int,
-    "max_memory_mb": _nonneg_int,
-    "type": int,
-    "sub_type": int,
-    "queue_key": _nonempty,
-    "multi": _bool,
-}
+SUPERVISOR_KEYS: Mapping[str, Parser] = MappingProxyType(
+    {
+        "run_dir": _nonempty,
+        "log_level": _log_level,
+        "log_file": _text,
+        "stop_timeout": _nonneg_float,
+        "kill_grace": _nonneg_float,
+        "min_uptime": _nonneg_float,
+        "max_backoff": _positive_float,
+        "heartbeat_timeout": _positive_float,
+    }
+)
+SCHEDULER_KEYS: Mapping[str, Parser] = MappingProxyType(
+    {
+        "poll_interval": _positive_float,
+        "file_ttl": _positive_int,
+        "lease": _positive_float,
+        "redispatch_after": _positive_float,
+        "batch_size": _positive_int,
+    }
+)
+SUBTYPE_KEYS: Mapping[str, Parser] = MappingProxyType(
+    {
+        "handler": _handler_ref,
+        "workers": _nonneg_int,
+        "timeout": _nonneg_float,
+        "max_items": _nonneg_int,
+        "max_memory_mb": _nonneg_int,
+        "type": int,
+        "sub_type": int,
+        "queue_key": _nonempty,
+        "multi": _bool,
+    }
+)
 DATABASE_KEYS = ("url",)
 REDIS_KEYS = ("url", "key_prefix")
-SEED_KEYS = {
-    "dbhost": "dbHost",
-    "dbport": "dbPort",
-    "dbuser": "dbUser",
-    "dbpassword": "dbPassword",
-    "dbname": "dbName",
-    "redishost": "redisHost",
-    "redisport": "redisPort",
-    "redispassword": "redisPassword",
-    "redisdb": "redisDb",
-    "keyprefix": "keyPrefix",  # not in the seed: lets several deployments share one Redis
-}
+SEED_KEYS = MappingProxyType(
+    {
+        "dbhost": "dbHost",
+        "dbport": "dbPort",
+        "dbuser": "dbUser",
+        "dbpassword": "dbPassword",
+        "dbname": "dbName",
+        "redishost": "redisHost",
+        "redisport": "redisPort",
+        "redispassword": "redisPassword",
+        "redisdb": "redisDb",
+        "keyprefix": "keyPrefix",  # not in the seed: lets several deployments share one Redis
+    }
+)
 
 
 class _Reader:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 # Exit statuses of the CLI and of child processes.  The master reads a child's
 # status to tell a planned exit from a crash.
 EX_OK = 0
@@ -12,13 +14,15 @@ EX_BOOT = 4  # a child could not start (handler import failed, ...)
 EX_ABORTED = 5  # a worker stopped mid-item because the master asked (timeout, cancel)
 EX_ORPHANED = 6  # a child whose master died
 
-CHILD_EXIT_NAMES = {
-    EX_OK: "ok",
-    EX_RECYCLE: "recycled",
-    EX_BOOT: "boot error",
-    EX_ABORTED: "aborted",
-    EX_ORPHANED: "orphaned",
-}
+CHILD_EXIT_NAMES = MappingProxyType(
+    {
+        EX_OK: "ok",
+        EX_RECYCLE: "recycled",
+        EX_BOOT: "boot error",
+        EX_ABORTED: "aborted",
+        EX_ORPHANED: "orphaned",
+    }
+)
 
 
 class DlsError(Exception):

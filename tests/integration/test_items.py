@@ -161,3 +161,15 @@ def test_redis_never_holds_the_same_wake_up_twice(mysql_env):
     assert env.queue.push("behaviour", ["i:1", "i:2"]) == 2
     assert env.queue.push("behaviour", ["i:1", "i:2", "i:3"]) == 1
     assert env.queue.client.lrange(env.queue.list_key("behaviour"), 0, -1) == ["i:1", "i:2", "i:3"]
+
+
+def test_submit_wakes_an_idle_worker_without_a_scheduler_pass(env):
+    """DEFECTS #16: the original moved one item per cron tick; here the wake-up is immediate."""
+    from dlsupervisor.client import Client
+
+    worker = env.worker()  # note: no scheduler exists in this test at all
+    with Client(env.settings) as client:
+        task_id = client.submit("behaviour", 7, {"do": "ok"})
+    assert worker.run_once(timeout=2), "the worker was not woken by submit()"
+    (item,) = env.db.items_of(task_id)
+    assert item["status"] == ItemStatus.DONE

@@ -424,3 +424,61 @@ def test_cancelling_a_task_kills_its_running_export_within_two_seconds(env, daem
     item = d.wait_item(item_id, status=ItemStatus.CANCELLED)
     assert item["remark"] == "cancelled"
     d.wait_child("behaviour#1", state="idle")
+
+
+def test_many_workers_use_one_connection_each_and_lose_nothing(env, daemon, tmp_path):
+    """DEFECTS #17: more than 5 jobs exhausted the original's pool and lost 35% of items."""
+    d = daemon(**config(workers=8)).start()
+    log = tmp_path / "markers"
+    tasks = [env.new_task({"do": "sleep", "seconds": 0.05, "log": str(log)})[0] for _ in range(80)]
+    for task_id in tasks:
+        d.wait_task(task_id, status=TaskStatus.DONE, timeout=30)
+    runs = [line.split()[1] for line in log.read_text().splitlines() if line.startswith("START")]
+    assert len(runs) == 80 and len(set(runs)) == 80
+    if env.db.kind == "mysql":
+        name = env.settings.database.name
+        rows = env.db.execute(
+            "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = %s", (name,)
+        )
+        assert rows[0]["n"] <= 9 + 1 + 1 + 2, rows  # 8 + 1 workers, scheduler, master, this test
+
+
+def test_each_event_is_logged_once(env, daemon):
+    """DEFECTS #28: the original wrote every log line twice."""
+    d = daemon(**config(workers=1)).start()
+    task_id, item_id = submit(env, {"do": "ok"})
+    d.wait_task(task_id, status=TaskStatus.DONE)
+    wait_until(lambda: f"task {task_id}: DONE" in d.log_tail(), what="the roll-up logged")
+    log = d.log_tail(10_000)
+    assert log.count("master: ready") == 1
+    assert log.count(f"item {item_id} (task {task_id}): done") == 1
+
+
+def test_start_daemon_detaches_and_stop_drains_it(env, daemon):
+    d = daemon(**config(workers=1))
+    d.rewrite(**d.config)
+    result = d.cli("start", "--daemon")
+    pidfile = d.run_dir / "dlsupervisor.pid"
+    pid = wait_until(lambda: pidfile.exists() and int(pidfile.read_text() or 0), what="the pidfile")
+    try:
+        assert title(pid) == f"dlsupervisor: master -c {d.config_path}"
+        assert result.stdout == ""
+        wait_until(
+            lambda: "master: ready" in (d.run_dir / "dlsupervisor.log").read_text(), what="logging to run_dir"
+        )
+        task_id, _ = submit(env, {"do": "ok"})
+        d.wait_task(task_id, status=TaskStatus.DONE)
+        assert json.loads(d.cli("status", "--json").stdout)["master"]["pid"] == pid
+        again = d.cli("start", "--daemon", check=False)
+        assert again.returncode == 2 and "another supervisor is running" in again.stderr
+        stopped = d.cli("stop")
+        assert f"stopped (pid {pid})" in stopped.stdout
+        assert gone(pid) and not pidfile.exists()
+        assert d.cli("status", check=False).returncode == 3
+    finally:
+        for proc in psutil.process_iter():
+            try:
+                if os.getsid(proc.pid) == pid:
+                    proc.kill()
+            except (psutil.Error, ProcessLookupError):
+                pass
