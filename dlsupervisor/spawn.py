@@ -193,6 +193,7 @@ def worker_main(
         slot=TitledSlot(slot, prefix),
         stop=stop,
         parent_alive=parent_alive,
+        label=f"{sub.name}#{slot_no}",
     )
     return run_guarded(worker.run, log)
 

@@ -54,6 +54,7 @@ class Worker:
         slot: Slot | NullSlot | None = None,
         stop: StopState | None = None,
         parent_alive: Callable[[], bool] = lambda: True,
+        label: str | None = None,
     ) -> None:
         self.settings = settings
         self.sub = sub
@@ -67,7 +68,7 @@ class Worker:
         self.stop = stop or StopState()
         self.parent_alive = parent_alive
         self.items_done = 0
-        self.label = f"{sub.name}#{os.getpid()}"
+        self.label = label or f"{sub.name}#{os.getpid()}"  # SUBTYPE#SLOT under a master
         self._store_outage = Outage(log)
         self._queue_outage = Outage(log)
         self._registered_at = -REGISTER_EVERY
