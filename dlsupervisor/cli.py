@@ -143,12 +143,19 @@ def cmd_stop(args: argparse.Namespace) -> int:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not psutil.pid_exists(pid) or _running(settings) is None:
+        if _exited(pid):
             print(f"dlsupervisor: stopped (pid {pid})")
             return EX_OK
         time.sleep(0.05)
     print(f"dlsupervisor: pid {pid} still running after {timeout:g}s", file=sys.stderr)
     return EX_FAILURE
+
+
+def _exited(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def cmd_reload(args: argparse.Namespace) -> int:

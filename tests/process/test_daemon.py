@@ -461,7 +461,9 @@ def test_start_daemon_detaches_and_stop_drains_it(env, daemon):
     pidfile = d.run_dir / "dlsupervisor.pid"
     pid = wait_until(lambda: pidfile.exists() and int(pidfile.read_text() or 0), what="the pidfile")
     try:
-        assert title(pid) == f"dlsupervisor: master -c {d.config_path}"
+        wait_until(
+            lambda: title(pid) == f"dlsupervisor: master -c {d.config_path}", what="the master's title"
+        )
         assert result.stdout == ""
         wait_until(
             lambda: "master: ready" in (d.run_dir / "dlsupervisor.log").read_text(), what="logging to run_dir"
@@ -482,3 +484,22 @@ def test_start_daemon_detaches_and_stop_drains_it(env, daemon):
                     proc.kill()
             except (psutil.Error, ProcessLookupError):
                 pass
+
+
+def test_the_master_never_imports_handler_modules(env, daemon, tmp_path, monkeypatch):
+    """DESIGN invariant 3: workers (and a throwaway preflight child) import them, never the master."""
+    imports = tmp_path / "imports"
+    monkeypatch.setenv("DLSV_IMPORT_LOG", str(imports))
+    marked = {"handler": "tests.hooks.import_marker:Marked", "workers": 2, "timeout": 5}
+    d = daemon(subtypes={"behaviour": marked}, supervisor=FAST).start()
+    d.wait_child("behaviour#2", state="idle")
+    d.signal(signal.SIGHUP)  # a reload checks the handlers again, in another throwaway child
+    d.wait_notify("RELOADING=1")
+    wait_until(lambda: d.log_tail().count("master: reloaded") == 1, what="the reload")
+    importers = {int(line) for line in imports.read_text().split()}
+    workers = {c["pid"] for c in d.children().values() if c["role"] == "worker"}
+    assert workers <= importers
+    assert d.proc.pid not in importers
+    assert len(importers - workers) == 2  # the preflight children of start and of the reload
+    task_id, _ = submit(env, {"do": "ok"})
+    d.wait_task(task_id, status=TaskStatus.DONE)
