@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from dlsupervisor.config import DatabaseSettings
 from dlsupervisor.model import DownloadItem, DownloadTaskMain
@@ -69,6 +69,59 @@ class Tally:
 class TaskSummary:
     task: DownloadTaskMain
     counts: dict[int, int]  # item status -> how many
+
+
+# -- what both stores share: the columns they insert, and rows shaped into results ------------
+
+TASK_INSERT_COLUMNS = (
+    "org_id",
+    "task_name",
+    "platform",
+    "type",
+    "sub_type",
+    "description",
+    "status",
+    "top",
+    "data",
+    "notify",
+    "created_by",
+)
+ITEM_INSERT_COLUMNS = ("task_id", "org_id", "type", "file_name", "target_id", "expire_time", "data")
+
+
+def item_refs(rows: Iterable[dict[str, Any]]) -> list[ItemRef]:
+    return [ItemRef(r["id"], r["task_id"], r["route"]) for r in rows]
+
+
+def registrations_of(rows: Iterable[dict[str, Any]]) -> list[Registration]:
+    return [Registration(r["name"], r["type"], r["sub_type"], r["queue_key"], bool(r["multi"])) for r in rows]
+
+
+def tallies(rows: Iterable[dict[str, Any]]) -> list[Tally]:
+    return [
+        Tally(
+            r["task_id"], int(r["total"]), int(r["done"]), int(r["failed"]), int(r["expired"]), r["failure"]
+        )
+        for r in rows
+    ]
+
+
+def summaries(tasks: list[dict[str, Any]], counts: Iterable[dict[str, Any]]) -> list[TaskSummary]:
+    """Tasks with their items counted by status, from `task_id, status, n` rows."""
+    by_task: dict[int, dict[int, int]] = {row["id"]: {} for row in tasks}
+    for row in counts:
+        by_task[row["task_id"]][row["status"]] = int(row["n"])
+    return [TaskSummary(DownloadTaskMain(row), by_task[row["id"]]) for row in tasks]
+
+
+def case_args(decisions: Sequence[tuple[int, int, str | None]]) -> list[Any]:
+    """Parameters for `status = CASE id WHEN ? THEN ? ... END, remark = CASE id ... END`."""
+    args: list[Any] = []
+    for task_id, status, _ in decisions:
+        args += [task_id, status]
+    for task_id, _, remark in decisions:
+        args += [task_id, remark]
+    return args
 
 
 class Store(Protocol):

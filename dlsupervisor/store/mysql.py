@@ -21,12 +21,19 @@ from dlsupervisor.config import DatabaseSettings
 from dlsupervisor.errors import StoreUnavailable
 from dlsupervisor.model import DownloadItem, DownloadTaskMain
 from dlsupervisor.store import (
+    ITEM_INSERT_COLUMNS,
+    TASK_INSERT_COLUMNS,
     ItemRef,
     LoadedItem,
     Outcome,
     Registration,
     Tally,
     TaskSummary,
+    case_args,
+    item_refs,
+    registrations_of,
+    summaries,
+    tallies,
 )
 
 log = logging.getLogger(__name__)
@@ -56,22 +63,6 @@ def _retryable(exc: BaseException) -> bool:
         return True
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
     return isinstance(exc, pymysql.err.OperationalError) and code in _RETRYABLE_CODES
-
-
-_ITEM_COLUMNS = ("task_id", "org_id", "type", "file_name", "target_id", "expire_time", "data")
-_TASK_COLUMNS = (
-    "org_id",
-    "task_name",
-    "platform",
-    "type",
-    "sub_type",
-    "description",
-    "status",
-    "top",
-    "data",
-    "notify",
-    "created_by",
-)
 
 
 def schema_statements() -> list[str]:
@@ -165,11 +156,11 @@ class MySQLStore:
 
     def submit(self, task: DownloadTaskMain, item: DownloadItem | None) -> tuple[int, int | None]:
         with self._transaction() as cursor:
-            task_id = self._insert(cursor, "download_task_main", _TASK_COLUMNS, task)
+            task_id = self._insert(cursor, "download_task_main", TASK_INSERT_COLUMNS, task)
             item_id = None
             if item is not None:
                 item.task_id = task_id
-                item_id = self._insert(cursor, "download_item", _ITEM_COLUMNS, item)
+                item_id = self._insert(cursor, "download_item", ITEM_INSERT_COLUMNS, item)
         return task_id, item_id
 
     @staticmethod
@@ -191,15 +182,12 @@ class MySQLStore:
                 "SELECT * FROM download_task_main WHERE status = %s ORDER BY id DESC LIMIT %s",
                 (status, limit),
             )
-        counts: dict[int, dict[int, int]] = {row["id"]: {} for row in rows}
-        if counts:
-            for row in self._query(
-                "SELECT task_id, status, COUNT(*) AS n FROM download_item "
-                "WHERE task_id IN %s GROUP BY task_id, status",
-                (tuple(counts),),
-            ):
-                counts[row["task_id"]][row["status"]] = int(row["n"])
-        return [TaskSummary(DownloadTaskMain(row), counts[row["id"]]) for row in rows]
+        counts = rows and self._query(
+            "SELECT task_id, status, COUNT(*) AS n FROM download_item WHERE task_id IN %s "
+            "GROUP BY task_id, status",
+            (tuple(row["id"] for row in rows),),
+        )
+        return summaries(rows, counts)
 
     def cancel_task(self, task_id: int) -> int | None:
         """Cancel a task not yet finished; return its status after the call (None: no such task)."""
@@ -281,7 +269,7 @@ class MySQLStore:
             cursor.executemany(
                 "INSERT INTO download_item (task_id, org_id, type, file_name, target_id, "
                 "expire_time, data) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                [tuple(getattr(item, c) for c in _ITEM_COLUMNS) for item in items],
+                [tuple(getattr(item, c) for c in ITEM_INSERT_COLUMNS) for item in items],
             )
             cursor.execute("SELECT id FROM download_item WHERE task_id = %s ORDER BY id", (task_id,))
             return [row["id"] for row in cursor.fetchall()]
@@ -326,9 +314,7 @@ class MySQLStore:
             "WHERE seen_time > NOW(3) - INTERVAL %s SECOND",
             (max_age,),
         )
-        return [
-            Registration(r["name"], r["type"], r["sub_type"], r["queue_key"], bool(r["multi"])) for r in rows
-        ]
+        return registrations_of(rows)
 
     # -- scheduler ---------------------------------------------------------------------
 
@@ -343,7 +329,7 @@ class MySQLStore:
             "ORDER BY t.id, i.id LIMIT %s",
             (tuple(sub_types), limit),
         )
-        return [ItemRef(r["id"], r["task_id"], r["route"]) for r in rows]
+        return item_refs(rows)
 
     def mark_tasks_processing(self, task_ids: Iterable[int]) -> int:
         ids = tuple(task_ids)
@@ -387,7 +373,7 @@ class MySQLStore:
             "AND t.status = 1 ORDER BY i.last_updated_time LIMIT %s",
             (age, limit),
         )
-        return [ItemRef(r["id"], r["task_id"], r["route"]) for r in rows]
+        return item_refs(rows)
 
     def fail_items(self, item_ids: Iterable[int], remark: str) -> int:
         ids = tuple(item_ids)
@@ -418,17 +404,7 @@ class MySQLStore:
             "ORDER BY c.task_id LIMIT %s",
             (limit,),
         )
-        return [
-            Tally(
-                r["task_id"],
-                int(r["total"]),
-                int(r["done"]),
-                int(r["failed"]),
-                int(r["expired"]),
-                r["failure"],
-            )
-            for r in rows
-        ]
+        return tallies(rows)
 
     def close_tasks(self, decisions: Sequence[tuple[int, int, str | None]]) -> int:
         """Finish PROCESSING tasks in one statement: [(task_id, status, remark)]."""
@@ -436,11 +412,7 @@ class MySQLStore:
             return 0
         status_case = " ".join(["WHEN %s THEN %s"] * len(decisions))
         remark_case = " ".join(["WHEN %s THEN %s"] * len(decisions))
-        args: list[Any] = []
-        for task_id, status, _ in decisions:
-            args += [task_id, status]
-        for task_id, _, remark in decisions:
-            args += [task_id, remark]
+        args = case_args(decisions)
         args.append(tuple(task_id for task_id, _, _ in decisions))
         return self._execute(
             f"UPDATE download_task_main SET status = CASE id {status_case} END, "

@@ -39,12 +39,19 @@ from dlsupervisor.config import DatabaseSettings
 from dlsupervisor.errors import StoreUnavailable
 from dlsupervisor.model import DownloadItem, DownloadTaskMain
 from dlsupervisor.store import (
+    ITEM_INSERT_COLUMNS,
+    TASK_INSERT_COLUMNS,
     ItemRef,
     LoadedItem,
     Outcome,
     Registration,
     Tally,
     TaskSummary,
+    case_args,
+    item_refs,
+    registrations_of,
+    summaries,
+    tallies,
 )
 
 log = logging.getLogger(__name__)
@@ -70,21 +77,6 @@ TIMESTAMP_COLUMNS = frozenset({"created_time", "last_updated_time", "expire_time
 # parameter: `_offset(seconds)`).  Constants, never built from values.
 NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 NOW_PLUS = "strftime('%Y-%m-%d %H:%M:%f', 'now', ?)"
-
-_ITEM_COLUMNS = ("task_id", "org_id", "type", "file_name", "target_id", "expire_time", "data")
-_TASK_COLUMNS = (
-    "org_id",
-    "task_name",
-    "platform",
-    "type",
-    "sub_type",
-    "description",
-    "status",
-    "top",
-    "data",
-    "notify",
-    "created_by",
-)
 
 
 def schema_script() -> str:
@@ -265,11 +257,11 @@ class SQLiteStore:
 
     def submit(self, task: DownloadTaskMain, item: DownloadItem | None) -> tuple[int, int | None]:
         with self._transaction() as conn:
-            task_id = self._insert(conn, "download_task_main", _TASK_COLUMNS, task)
+            task_id = self._insert(conn, "download_task_main", TASK_INSERT_COLUMNS, task)
             item_id = None
             if item is not None:
                 item.task_id = task_id
-                item_id = self._insert(conn, "download_item", _ITEM_COLUMNS, item)
+                item_id = self._insert(conn, "download_item", ITEM_INSERT_COLUMNS, item)
         return task_id, item_id
 
     @staticmethod
@@ -290,15 +282,13 @@ class SQLiteStore:
                 "SELECT * FROM download_task_main WHERE status = ? ORDER BY id DESC LIMIT ?",
                 (status, limit),
             )
-        counts: dict[int, dict[int, int]] = {row["id"]: {} for row in rows}
-        if counts:
-            for row in self._query(
-                "SELECT task_id, status, COUNT(*) AS n FROM download_item "
-                f"WHERE task_id IN ({_marks(counts)}) GROUP BY task_id, status",
-                tuple(counts),
-            ):
-                counts[row["task_id"]][row["status"]] = int(row["n"])
-        return [TaskSummary(DownloadTaskMain(row), counts[row["id"]]) for row in rows]
+        ids = tuple(row["id"] for row in rows)
+        counts = ids and self._query(
+            f"SELECT task_id, status, COUNT(*) AS n FROM download_item WHERE task_id IN ({_marks(ids)}) "
+            "GROUP BY task_id, status",
+            ids,
+        )
+        return summaries(rows, counts)
 
     def cancel_task(self, task_id: int) -> int | None:
         """Cancel a task not yet finished; return its status after the call (None: no such task)."""
@@ -386,7 +376,7 @@ class SQLiteStore:
             conn.executemany(
                 "INSERT INTO download_item (task_id, org_id, type, file_name, target_id, "
                 "expire_time, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [_params(getattr(item, c) for c in _ITEM_COLUMNS) for item in items],
+                [_params(getattr(item, c) for c in ITEM_INSERT_COLUMNS) for item in items],
             )
             rows = conn.execute("SELECT id FROM download_item WHERE task_id = ? ORDER BY id", (task_id,))
             return [row["id"] for row in rows.fetchall()]
@@ -431,9 +421,7 @@ class SQLiteStore:
             f"WHERE seen_time > {NOW_PLUS}",
             (_offset(-max_age),),
         )
-        return [
-            Registration(r["name"], r["type"], r["sub_type"], r["queue_key"], bool(r["multi"])) for r in rows
-        ]
+        return registrations_of(rows)
 
     # -- scheduler ---------------------------------------------------------------------
 
@@ -448,7 +436,7 @@ class SQLiteStore:
             "ORDER BY t.id, i.id LIMIT ?",
             (*sub_types, limit),
         )
-        return [ItemRef(r["id"], r["task_id"], r["route"]) for r in rows]
+        return item_refs(rows)
 
     def mark_tasks_processing(self, task_ids: Iterable[int]) -> int:
         ids = tuple(task_ids)
@@ -493,7 +481,7 @@ class SQLiteStore:
             "AND t.status = 1 ORDER BY i.last_updated_time LIMIT ?",
             (_offset(-age), limit),
         )
-        return [ItemRef(r["id"], r["task_id"], r["route"]) for r in rows]
+        return item_refs(rows)
 
     def fail_items(self, item_ids: Iterable[int], remark: str) -> int:
         ids = tuple(item_ids)
@@ -529,28 +517,14 @@ class SQLiteStore:
             "ORDER BY c.task_id LIMIT ?",
             (limit,),
         )
-        return [
-            Tally(
-                r["task_id"],
-                int(r["total"]),
-                int(r["done"]),
-                int(r["failed"]),
-                int(r["expired"]),
-                r["failure"],
-            )
-            for r in rows
-        ]
+        return tallies(rows)
 
     def close_tasks(self, decisions: Sequence[tuple[int, int, str | None]]) -> int:
         """Finish PROCESSING tasks in one statement: [(task_id, status, remark)]."""
         if not decisions:
             return 0
         cases = " ".join(["WHEN ? THEN ?"] * len(decisions))
-        args: list[Any] = []
-        for task_id, status, _ in decisions:
-            args += [task_id, status]
-        for task_id, _, remark in decisions:
-            args += [task_id, remark]
+        args = case_args(decisions)
         ids = [task_id for task_id, _, _ in decisions]
         return self._execute(
             f"UPDATE download_task_main SET status = CASE id {cases} END, "
