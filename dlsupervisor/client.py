@@ -87,6 +87,13 @@ class Client:
     def tasks(self, status: int | None = None, limit: int = 20) -> list[TaskSummary]:
         return self.store.list_tasks(status, limit)
 
+    def count_download(self, item_id: int, limit: int | None = None) -> bool:
+        """Call when serving an item's file: False if it may not be served (not DONE: failed,
+        expired, or past its download limit).  Counts the download in `download_times`; the
+        download that reaches `limit` is served and the item then EXPIRED (SPEC §1)."""
+        counted = self.store.count_download(item_id, limit)
+        return bool(counted and counted[0])
+
     def cancel(self, task_id: int) -> int | None:
         """Mark a task CANCELLED (its running export is killed); return its status after."""
         return self.store.cancel_task(task_id)

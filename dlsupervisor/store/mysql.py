@@ -448,13 +448,44 @@ class MySQLStore:
                 "WHERE id IN %s AND status = 2",
                 (tuple(r["id"] for r in rows),),
             )
-            tasks = cursor.execute(
-                "UPDATE download_task_main t SET t.status = 3, t.last_updated_time = NOW(3) "
-                "WHERE t.id IN %s AND t.status = 2 AND NOT EXISTS "
-                "(SELECT 1 FROM download_item i WHERE i.task_id = t.id AND i.status = 2)",
-                (tuple({r["task_id"] for r in rows}),),
-            )
+            tasks = self._expire_tasks(cursor, {r["task_id"] for r in rows})
         return items, tasks
+
+    @staticmethod
+    def _expire_tasks(cursor: Any, task_ids: Iterable[int]) -> int:
+        """DONE tasks among these with no DONE item left become EXPIRED."""
+        return cursor.execute(
+            "UPDATE download_task_main t SET t.status = 3, t.last_updated_time = NOW(3) "
+            "WHERE t.id IN %s AND t.status = 2 AND NOT EXISTS "
+            "(SELECT 1 FROM download_item i WHERE i.task_id = t.id AND i.status = 2)",
+            (tuple(task_ids),),
+        )
+
+    def count_download(self, item_id: int, limit: int | None) -> tuple[bool, int, int] | None:
+        """Count a download of a DONE item; at `limit` downloads the item is EXPIRED (and its
+        task, if no file is left).  Returns (counted, status after, downloads), None if no item."""
+        with self._transaction() as cursor:
+            counted = cursor.execute(
+                "UPDATE download_item SET download_times = COALESCE(download_times, 0) + 1 "
+                "WHERE id = %s AND status = 2",
+                (item_id,),
+            )
+            cursor.execute(
+                "SELECT task_id, status, download_times FROM download_item WHERE id = %s", (item_id,)
+            )
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            times, status = row["download_times"] or 0, row["status"]
+            if counted and limit and times >= limit:
+                cursor.execute(
+                    "UPDATE download_item SET status = 3, last_updated_time = NOW(3) "
+                    "WHERE id = %s AND status = 2",
+                    (item_id,),
+                )
+                self._expire_tasks(cursor, [row["task_id"]])
+                status = 3
+        return bool(counted), status, times
 
     def orphans(self, lease: float, limit: int) -> list[tuple[int, str]]:
         rows = self._query(

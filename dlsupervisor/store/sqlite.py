@@ -558,15 +558,44 @@ class SQLiteStore:
                 f"WHERE id IN ({_marks(item_ids)}) AND +status = 2",
                 item_ids,
             ).rowcount
-            task_ids = sorted({r["task_id"] for r in rows})
-            tasks = conn.execute(
-                f"UPDATE download_task_main SET status = 3, last_updated_time = {NOW} "
-                f"WHERE id IN ({_marks(task_ids)}) AND +status = 2 AND NOT EXISTS "
-                "(SELECT 1 FROM download_item i WHERE i.task_id = download_task_main.id "
-                "AND +i.status = 2)",
-                task_ids,
-            ).rowcount
+            tasks = self._expire_tasks(conn, sorted({r["task_id"] for r in rows}))
         return items, tasks
+
+    @staticmethod
+    def _expire_tasks(conn: sqlite3.Connection, task_ids: list[int]) -> int:
+        """DONE tasks among these with no DONE item left become EXPIRED."""
+        return conn.execute(
+            f"UPDATE download_task_main SET status = 3, last_updated_time = {NOW} "
+            f"WHERE id IN ({_marks(task_ids)}) AND +status = 2 AND NOT EXISTS "
+            "(SELECT 1 FROM download_item i WHERE i.task_id = download_task_main.id "
+            "AND +i.status = 2)",
+            task_ids,
+        ).rowcount
+
+    def count_download(self, item_id: int, limit: int | None) -> tuple[bool, int, int] | None:
+        """Count a download of a DONE item; at `limit` downloads the item is EXPIRED (and its
+        task, if no file is left).  Returns (counted, status after, downloads), None if no item."""
+        with self._transaction() as conn:
+            counted = conn.execute(
+                "UPDATE download_item SET download_times = COALESCE(download_times, 0) + 1 "
+                "WHERE id = ? AND +status = 2",
+                (item_id,),
+            ).rowcount
+            row = conn.execute(
+                "SELECT task_id, status, download_times FROM download_item WHERE id = ?", (item_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            times, status = row["download_times"] or 0, row["status"]
+            if counted and limit and times >= limit:
+                conn.execute(
+                    f"UPDATE download_item SET status = 3, last_updated_time = {NOW} "
+                    "WHERE id = ? AND +status = 2",
+                    (item_id,),
+                )
+                self._expire_tasks(conn, [row["task_id"]])
+                status = 3
+        return bool(counted), status, times
 
     def orphans(self, lease: float, limit: int) -> list[tuple[int, str]]:
         rows = self._query(

@@ -310,3 +310,24 @@ def test_an_update_by_the_application_moves_last_updated_time(env):
     env.db.execute("UPDATE download_item SET download_times = 1 WHERE id = %s", (item_id,))
     assert env.db.item(item_id)["last_updated_time"] > aged + dt.timedelta(seconds=3000)
     assert env.db.task(task_id)["last_updated_time"] > aged + dt.timedelta(seconds=3000)
+
+
+def test_downloads_are_counted_and_the_limit_expires_the_item_and_its_task(env):
+    """DEFECTS #23: download_times was never used; EXPIRED-by-download-count never happened."""
+    from dlsupervisor.client import Client
+
+    task_id, (item_id,) = env.new_task({"do": "ok"}, status=2)
+    env.db.execute("UPDATE download_item SET status = 2, url = 'file:///x' WHERE id = %s", (item_id,))
+    with Client(env.settings) as client:
+        assert client.count_download(item_id, limit=2) is True
+        assert (env.db.item(item_id)["download_times"], env.db.item(item_id)["status"]) == (1, 2)
+        assert client.count_download(item_id, limit=2) is True  # the second is served, then no more
+        assert (env.db.item(item_id)["download_times"], env.db.item(item_id)["status"]) == (2, 3)
+        assert env.db.task(task_id)["status"] == 3
+        assert client.count_download(item_id, limit=2) is False
+        assert env.db.item(item_id)["download_times"] == 2
+        assert client.count_download(987654) is False
+    other_task, (unlimited,) = env.new_task({"do": "ok"}, status=2)
+    env.db.execute("UPDATE download_item SET status = 2 WHERE id = %s", (unlimited,))
+    assert env.store.count_download(unlimited, None) == (True, 2, 1)
+    assert env.db.item(unlimited)["status"] == 2
