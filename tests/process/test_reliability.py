@@ -16,7 +16,7 @@ LEASE = 2
 
 def pair(daemon, **scheduler):
     """Two supervisors on one database and Redis, with a short lease."""
-    settings = config(workers=1, scheduler={"lease": LEASE, "redispatch_after": 0.5, **scheduler})
+    settings = config(workers=1, timeout=30, scheduler={"lease": LEASE, "redispatch_after": 0.5, **scheduler})
     first = daemon("a", **settings).start()
     second = daemon("b", **settings).start()
     return first, second
