@@ -212,8 +212,9 @@ class Master:
         view = child.killed_view or child.view  # what it held when we killed it, else at its death
         if view is not None and view.state in (SlotState.ITEM, SlotState.SPLIT):
             self.settle_work(child, view.state, view.work_id, view.attempt, status)
-        if child.tree:
-            proctree.kill_tree(child.pid, proctree.alive(child.tree))  # leave no grandchild behind
+        # Leave no grandchild behind, however the child ended: what is left of its process
+        # group, and what a kill's snapshot found outside it.
+        proctree.kill_tree(child.pid, proctree.alive(child.tree))
         expected = child.retiring or self.phase is not Phase.RUNNING
         conf = self.settings.supervisor
         child.exited(status, now, conf.min_uptime, conf.max_backoff, expected)

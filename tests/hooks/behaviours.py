@@ -45,6 +45,9 @@ class Behaviour(DownloadTaskBase):
 
     def _do(self, item: DownloadItem, data: dict):
         do = data.get("do", "ok")
+        if data.get("before") == "grandchild":  # leave a child process running, then do the rest
+            child = subprocess.Popen(["sleep", "1000"])
+            mark(data, f"GRANDCHILD {child.pid}")
         if do == "raise":
             raise RuntimeError(data.get("message", "boom") * int(data.get("repeat", 1)))
         if do == "bad":

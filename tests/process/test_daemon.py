@@ -182,12 +182,15 @@ def test_a_killed_worker_fails_its_item_with_the_signal_and_is_replaced(env, dae
         ({"do": "exit", "code": 7}, "worker died: exit code 7"),
     ],
 )
-def test_an_export_that_takes_its_worker_down_fails_as_worker_died(env, daemon, data, remark):
+def test_an_export_that_takes_its_worker_down_fails_as_worker_died(env, daemon, tmp_path, data, remark):
     d = daemon(**config(workers=1)).start()
-    task_id, item_id = submit(env, data)
+    log = tmp_path / "markers"
+    task_id, item_id = submit(env, {**data, "before": "grandchild", "log": str(log)})
     item = d.wait_item(item_id, status=ItemStatus.FAILED)
     assert item["remark"] == remark
     d.wait_child("behaviour#1", state="idle", restarts=1)
+    grandchild = int(marker_lines(log, "GRANDCHILD")[0][1])
+    wait_until(lambda: gone(grandchild), what="the dead worker's child killed too")
 
 
 def test_a_crash_looping_worker_backs_off_and_other_subtypes_keep_working(env, daemon):
