@@ -118,3 +118,14 @@ def test_check_reports_an_unreachable_database_in_one_line(env, tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith("dlsupervisor: database:") and result.stderr.count("\n") == 1
     assert "secret" not in result.stderr + result.stdout
+
+
+def test_start_refuses_a_handler_that_cannot_be_imported_with_exit_2(env, tmp_path):
+    config = tmp_path / "bad-handler.ini"
+    config.write_text(
+        env.config_path.read_text() + "\n[subtype:broken]\nhandler = tests.hooks.nowhere:Gone\n"
+    )
+    result = cli(env, "start", config=config)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"dlsupervisor: {config}: [subtype:broken] handler: cannot import")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
