@@ -1,0 +1,45 @@
+"""4. Crash recovery, p50/p99 over 20: SIGKILL of a busy worker → item marked, → replacement ready.
+
+The process running the export (dlsupervisor's worker, Celery's pool process, RQ's
+work horse) is killed with SIGKILL while the export sleeps.  The item is marked by
+the system's own machinery: dlsupervisor's master (`worker died:`), Celery's
+`task_failure` signal in its main process, RQ's `work_horse_killed_handler` in the
+worker.  Incidents are 0.3 s apart, so with 4 workers no dlsupervisor worker is killed
+younger than min_uptime (1 s), which would count as crash-looping and back off.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+from bench import incident
+from bench.systems.celery_peer import CeleryPeer
+from bench.systems.dlsv import Dlsv
+from bench.systems.rq_peer import RqPeer
+from bench.world import World
+
+SAMPLES = 20
+SPACING = 0.3
+
+
+def run(world: World, samples: int = SAMPLES) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for make in (Dlsv, CeleryPeer, RqPeer):
+        system = make(world, label=f"crash_{make.__name__.lower()}")
+        system.start()
+        try:
+            results[system.name] = incident.series(
+                world, system, samples, "sleep", kill_export, spacing=SPACING, seconds=60
+            )
+        finally:
+            system.stop()
+    return results
+
+
+def kill_export(event: dict[str, Any]) -> float:
+    killed = time.time()
+    os.kill(event["pid"], signal.SIGKILL)
+    return killed
