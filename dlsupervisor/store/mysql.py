@@ -27,6 +27,7 @@ from dlsupervisor.store import (
     Registration,
     Tally,
     TaskSummary,
+    split_closures,
 )
 
 log = logging.getLogger(__name__)
@@ -431,18 +432,29 @@ class MySQLStore:
         ]
 
     def close_tasks(self, decisions: Sequence[tuple[int, int, str | None]]) -> int:
-        """Finish PROCESSING tasks in one statement: [(task_id, status, remark)]."""
-        if not decisions:
-            return 0
-        status_case = " ".join(["WHEN %s THEN %s"] * len(decisions))
-        remark_case = " ".join(["WHEN %s THEN %s"] * len(decisions))
+        """Finish PROCESSING tasks: [(task_id, status, remark)].
+
+        One statement per status for the tasks closing with no remark, one for the rest.
+        """
+        plain, remarked = split_closures(decisions)
+        closed = 0
+        for status, ids in plain.items():
+            closed += self._execute(
+                "UPDATE download_task_main SET status = %s, remark = NULL, last_updated_time = NOW(3) "
+                "WHERE id IN %s AND status = 1",
+                (status, tuple(ids)),
+            )
+        if not remarked:
+            return closed
+        status_case = " ".join(["WHEN %s THEN %s"] * len(remarked))
+        remark_case = " ".join(["WHEN %s THEN %s"] * len(remarked))
         args: list[Any] = []
-        for task_id, status, _ in decisions:
+        for task_id, status, _ in remarked:
             args += [task_id, status]
-        for task_id, _, remark in decisions:
+        for task_id, _, remark in remarked:
             args += [task_id, remark]
-        args.append(tuple(task_id for task_id, _, _ in decisions))
-        return self._execute(
+        args.append(tuple(task_id for task_id, _, _ in remarked))
+        return closed + self._execute(
             f"UPDATE download_task_main SET status = CASE id {status_case} END, "
             f"remark = CASE id {remark_case} END, last_updated_time = NOW(3) "
             "WHERE id IN %s AND status = 1",

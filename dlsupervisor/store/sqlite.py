@@ -45,6 +45,7 @@ from dlsupervisor.store import (
     Registration,
     Tally,
     TaskSummary,
+    split_closures,
 )
 
 log = logging.getLogger(__name__)
@@ -542,17 +543,28 @@ class SQLiteStore:
         ]
 
     def close_tasks(self, decisions: Sequence[tuple[int, int, str | None]]) -> int:
-        """Finish PROCESSING tasks in one statement: [(task_id, status, remark)]."""
-        if not decisions:
-            return 0
-        cases = " ".join(["WHEN ? THEN ?"] * len(decisions))
+        """Finish PROCESSING tasks: [(task_id, status, remark)].
+
+        One statement per status for the tasks closing with no remark, one for the rest.
+        """
+        plain, remarked = split_closures(decisions)
+        closed = 0
+        for status, ids in plain.items():
+            closed += self._execute(
+                f"UPDATE download_task_main SET status = ?, remark = NULL, last_updated_time = {NOW} "
+                f"WHERE id IN ({_marks(ids)}) AND +status = 1",
+                (status, *ids),
+            )
+        if not remarked:
+            return closed
+        cases = " ".join(["WHEN ? THEN ?"] * len(remarked))
         args: list[Any] = []
-        for task_id, status, _ in decisions:
+        for task_id, status, _ in remarked:
             args += [task_id, status]
-        for task_id, _, remark in decisions:
+        for task_id, _, remark in remarked:
             args += [task_id, remark]
-        ids = [task_id for task_id, _, _ in decisions]
-        return self._execute(
+        ids = [task_id for task_id, _, _ in remarked]
+        return closed + self._execute(
             f"UPDATE download_task_main SET status = CASE id {cases} END, "
             f"remark = CASE id {cases} END, last_updated_time = {NOW} "
             f"WHERE id IN ({_marks(ids)}) AND +status = 1",
