@@ -464,9 +464,18 @@ class MySQLStore:
     def expire(self, file_ttl: int, limit: int) -> tuple[int, int]:
         """DONE items past expire_time become EXPIRED, and so do tasks left with no DONE item.
 
-        One transaction, so a crash never leaves a task DONE with only expired files.
+        One transaction, so a crash never leaves a task DONE with only expired files,
+        opened only when one read says something is due (most passes: nothing is).
         Items the application left with no expire_time expire file_ttl after they finished.
         """
+        due = self._query(
+            "SELECT EXISTS (SELECT 1 FROM download_item WHERE status = 2 AND expire_time < NOW()) "
+            "OR EXISTS (SELECT 1 FROM download_item WHERE status = 2 AND expire_time IS NULL "
+            "AND last_updated_time < NOW(3) - INTERVAL %s SECOND) AS due",
+            (file_ttl,),
+        )
+        if not due[0]["due"]:
+            return 0, 0
         with self._transaction() as cursor:
             cursor.execute(
                 "SELECT id, task_id FROM download_item WHERE status = 2 AND expire_time < NOW() "

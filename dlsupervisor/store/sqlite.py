@@ -574,9 +574,18 @@ class SQLiteStore:
     def expire(self, file_ttl: int, limit: int) -> tuple[int, int]:
         """DONE items past expire_time become EXPIRED, and so do tasks left with no DONE item.
 
-        One transaction, so a crash never leaves a task DONE with only expired files.
+        One transaction, so a crash never leaves a task DONE with only expired files,
+        opened (taking the write lock) only when one read says something is due.
         Items the application left with no expire_time expire file_ttl after they finished.
         """
+        due = self._query(
+            f"SELECT EXISTS (SELECT 1 FROM download_item WHERE status = 2 AND expire_time < {NOW}) "
+            "OR EXISTS (SELECT 1 FROM download_item WHERE status = 2 AND expire_time IS NULL "
+            f"AND last_updated_time < {NOW_PLUS}) AS due",
+            (_offset(-file_ttl),),
+        )
+        if not due[0]["due"]:
+            return 0, 0
         with self._transaction() as conn:
             rows = conn.execute(
                 f"SELECT id, task_id FROM download_item WHERE status = 2 AND expire_time < {NOW} "
