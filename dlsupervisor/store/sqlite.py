@@ -438,6 +438,18 @@ class SQLiteStore:
 
     # -- scheduler ---------------------------------------------------------------------
 
+    def has_work(self, file_ttl: int) -> bool:
+        """Whether a pass could change anything: an active task or item, or a file due to expire."""
+        rows = self._query(
+            "SELECT EXISTS (SELECT 1 FROM download_task_main WHERE status IN (0, 1)) "
+            "OR EXISTS (SELECT 1 FROM download_item WHERE status IN (0, 1)) "
+            f"OR EXISTS (SELECT 1 FROM download_item WHERE status = 2 AND expire_time < {NOW}) "
+            "OR EXISTS (SELECT 1 FROM download_item WHERE status = 2 AND expire_time IS NULL "
+            f"AND last_updated_time < {NOW_PLUS}) AS busy",
+            (_offset(-file_ttl),),
+        )
+        return bool(rows[0]["busy"])
+
     def dispatchable_items(self, sub_types: Sequence[int], limit: int) -> list[ItemRef]:
         """READY items of READY tasks of single-item subtypes, oldest task first."""
         if not sub_types:
