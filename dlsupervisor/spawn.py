@@ -2,9 +2,9 @@
 
 The child path never returns: it ends in os._exit with a named status.  The
 master blocks its handled signals around fork; the child resets every handler,
-drops the master's wakeup pipe, leads its own process group (so a kill reaches
-its exports' children, and a terminal's Ctrl-C reaches only the master),
-installs its own handlers, then unblocks.
+drops the master's wakeup pipe and its end of the lifeline, leads its own
+process group (so a kill reaches its exports' children, and a terminal's
+Ctrl-C reaches only the master), installs its own handlers, then unblocks.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import random
+import select
 import signal
 import socket
 import threading
-import time
 import traceback
 from collections.abc import Callable
 
@@ -41,10 +41,23 @@ from dlsupervisor.store import open_store
 from dlsupervisor.worker import StopState, Worker
 
 TITLE = "dlsupervisor:"
-PARENT_CHECK_EVERY = 0.5  # seconds between a child's checks that its master is alive
+PARENT_CHECK_EVERY = 5.0  # seconds between a child's backstop checks that its master is alive
 
 
-def fork_child(inbox: SignalInbox, main: Callable[[], int]) -> int:
+class Lifeline:
+    """A pipe whose write end only the master holds: children see EOF the moment it is gone.
+
+    Children block on the read end, so noticing a dead master costs no polling.
+    """
+
+    def __init__(self) -> None:
+        self.read_fd, self._write_fd = os.pipe()
+
+    def close_in_child(self) -> None:
+        os.close(self._write_fd)
+
+
+def fork_child(inbox: SignalInbox, main: Callable[[], int], lifeline: Lifeline | None = None) -> int:
     """Fork; in the child run `main` and exit with its status.  Returns the child's pid."""
     with blocked():
         pid = os.fork()
@@ -52,6 +65,8 @@ def fork_child(inbox: SignalInbox, main: Callable[[], int]) -> int:
             code = EX_FAILURE
             try:
                 inbox.close_in_child()
+                if lifeline is not None:
+                    lifeline.close_in_child()
                 os.setpgid(0, 0)
                 random.seed()
                 code = main()
@@ -124,19 +139,23 @@ def install_stop_handlers(stop: StopState, slot: Slot) -> None:
     signal.signal(signal.SIGUSR1, lambda signum, frame: logsetup.reopen())
 
 
-def watch_parent(master_pid: int) -> Callable[[], bool]:
+def watch_parent(master_pid: int, lifeline_fd: int) -> Callable[[], bool]:
     """A daemon thread that ends this child's whole tree if the master dies.
 
-    A busy worker may sit in an export for minutes; the thread notices within
-    PARENT_CHECK_EVERY and takes the export's children down with it (SPEC §4).
+    A busy worker may sit in an export for minutes; the thread wakes when the
+    lifeline reaches EOF (or, as a backstop for a write end some other process
+    kept, every PARENT_CHECK_EVERY) and takes the export's children down with it
+    (SPEC §4).
     """
 
     def alive() -> bool:
         return os.getppid() == master_pid
 
     def watch() -> None:
+        wait = PARENT_CHECK_EVERY
         while alive():
-            time.sleep(PARENT_CHECK_EVERY)
+            eof = select.select([lifeline_fd], [], [], wait)[0]
+            wait = 0.1 if eof else PARENT_CHECK_EVERY  # EOF, master still our parent: going now
         os.write(2, f"dlsupervisor child {os.getpid()}: master {master_pid} is gone; exiting\n".encode())
         tree = proctree.descendants(os.getpid())
         proctree.kill_tree(os.getpid(), tree)
@@ -147,7 +166,13 @@ def watch_parent(master_pid: int) -> Callable[[], bool]:
 
 
 def worker_main(
-    settings: Settings, sub: SubtypeSettings, slot_no: int, slot: Slot, master_pid: int, host: str
+    settings: Settings,
+    sub: SubtypeSettings,
+    slot_no: int,
+    slot: Slot,
+    master_pid: int,
+    host: str,
+    lifeline_fd: int,
 ) -> int:
     prefix = f"{TITLE} worker {sub.name}#{slot_no}"
     setproctitle.setproctitle(f"{prefix} idle")
@@ -157,7 +182,7 @@ def worker_main(
     log = logging.getLogger("dlsupervisor.worker")
     stop = StopState()
     install_stop_handlers(stop, slot)
-    parent_alive = watch_parent(master_pid)
+    parent_alive = watch_parent(master_pid, lifeline_fd)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
     try:
         cls, info = handlers.load(settings, sub)
@@ -184,13 +209,13 @@ def worker_main(
     return run_guarded(worker.run, log)
 
 
-def scheduler_main(settings: Settings, slot: Slot, master_pid: int) -> int:
+def scheduler_main(settings: Settings, slot: Slot, master_pid: int, lifeline_fd: int) -> int:
     setproctitle.setproctitle(f"{TITLE} scheduler")
     logsetup.configure(settings.supervisor.log_level, settings.supervisor.log_file, "scheduler")
     log = logging.getLogger("dlsupervisor.scheduler")
     stop = StopState()
     install_stop_handlers(stop, slot)
-    parent_alive = watch_parent(master_pid)
+    parent_alive = watch_parent(master_pid, lifeline_fd)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
     from dlsupervisor.scheduler import Scheduler
 

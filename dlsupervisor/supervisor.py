@@ -69,6 +69,7 @@ class Master:
         self.settings = settings
         self.clock = clock
         self.inbox = SignalInbox()
+        self.lifeline = spawn.Lifeline()
         self.children: list[Child] = []
         self.phase = Phase.RUNNING
         self.scale_delta = 0
@@ -113,7 +114,18 @@ class Master:
         self.inbox.install()
         self.started_at = self.clock()
         self.heartbeat_every = min(5.0, self.settings.scheduler.lease / 4)
+        self.preload()
         log.info("master: started (pid %d, config %s)", self.pid, self.settings.path)
+
+    def preload(self) -> None:
+        """Import the backends every child uses (never user code), so each fork inherits them.
+
+        The store connects on first use, so no connection is shared with a child.
+        """
+        self.store = open_store(self.settings.database, timeout=DB_TIMEOUT)
+        if self.settings.redis is not None:
+            import dlsupervisor.queue.redis  # noqa: F401
+        import dlsupervisor.scheduler  # noqa: F401
 
     def next_wait(self, now: float) -> float:
         """Seconds until a step is due; the loop sleeps that long unless a signal comes first."""
@@ -185,7 +197,7 @@ class Master:
         systemd.reloading()
         try:
             new = config.load(self.settings.path)
-            problem = preflight(new, self.inbox)
+            problem = preflight(new, self.inbox, self.lifeline)
             if problem:
                 raise ConfigError(problem)
         except ConfigError as exc:
@@ -442,12 +454,15 @@ class Master:
 
     def spawn(self, child: Child, now: float) -> None:
         slot = Slot()
+        lifeline = self.lifeline.read_fd
         if child.subtype is None:
-            main = partial(spawn.scheduler_main, self.settings, slot, self.pid)
+            main = partial(spawn.scheduler_main, self.settings, slot, self.pid, lifeline)
         else:
             sub = self.settings.subtype(child.subtype)
-            main = partial(spawn.worker_main, self.settings, sub, child.slot_no, slot, self.pid, self.host)
-        pid = spawn.fork_child(self.inbox, main)
+            main = partial(
+                spawn.worker_main, self.settings, sub, child.slot_no, slot, self.pid, self.host, lifeline
+            )
+        pid = spawn.fork_child(self.inbox, main, self.lifeline)
         child.spawned(pid, slot, now)
 
     def retire(self, child: Child, why: str) -> None:
@@ -593,7 +608,12 @@ class Master:
         }
 
 
-def preflight(settings: Settings, inbox: SignalInbox | None = None, timeout: float = 60.0) -> str | None:
+def preflight(
+    settings: Settings,
+    inbox: SignalInbox | None = None,
+    lifeline: spawn.Lifeline | None = None,
+    timeout: float = 60.0,
+) -> str | None:
     """Import every handler in a throwaway child: the master itself never imports user code.
 
     Returns the one-line problem, or None when every handler loads.
@@ -608,7 +628,7 @@ def preflight(settings: Settings, inbox: SignalInbox | None = None, timeout: flo
         os.write(write_fd, (problem or "").encode()[:4000])
         return EX_OK
 
-    pid = spawn.fork_child(inbox, check) if inbox else spawn.fork_plain(check)
+    pid = spawn.fork_child(inbox, check, lifeline) if inbox else spawn.fork_plain(check)
     os.close(write_fd)
     deadline = time.monotonic() + timeout
     chunks = []
