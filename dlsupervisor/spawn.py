@@ -121,12 +121,19 @@ class TitledSlot:
 def install_stop_handlers(stop: StopState, slot: Slot) -> None:
     """SIGTERM: abort if the master asked (slot control), else finish the item and exit.
 
-    Handlers only set a flag or raise; they never log or do I/O.
+    Handlers only set a flag or raise; they never log or do I/O.  Each raises
+    once: the master signals the group and the process, so a second SIGTERM
+    can land while the first one unwinds (in the middle of a slot write, say).
     """
 
     def on_term(signum: int, frame: object) -> None:
         if slot.control == Control.ABORT:
-            raise Aborted()
+            if not stop.aborted:
+                stop.aborted = True
+                raise Aborted()
+            return
+        if stop.requested:
+            return
         stop.requested = True
         if not stop.busy:
             raise StopNow()

@@ -39,6 +39,7 @@ class StopState:
 
     requested: bool = False  # finish the current item, then exit
     busy: bool = False  # between claim attempt and recorded outcome
+    aborted: bool = False  # the master's abort was raised; later SIGTERMs change nothing
 
 
 class Worker:
