@@ -68,11 +68,12 @@ def ms(seconds: float | None) -> str:
     return f"{value:.1f}" if abs(value) < 10 else f"{value:.0f}"
 
 
-def pair(summary: dict[str, float] | None) -> str:
-    """`p50 / p99` in ms."""
+def pair(summary: dict[str, float] | None, n: int | None = None) -> str:
+    """`p50 / p99` in ms, with the sample count when it is not the row's `n`."""
     if not summary:
         return "—"
-    return f"{ms(summary['p50'])} / {ms(summary['p99'])}"
+    count = f" (n={summary['n']})" if n is not None and summary["n"] != n else ""
+    return f"{ms(summary['p50'])} / {ms(summary['p99'])}{count}"
 
 
 def verdict(ok: bool | None) -> str:
@@ -253,8 +254,8 @@ def crash_rows(results: dict[str, Any]) -> list[list[str]]:
         [
             f"SIGKILL of a busy worker → item marked FAILED, p50 / p99 (ms), n={n}",
             pair(d.get("failed")),
-            pair(get(cr, CELERY, "failed")),
-            pair(get(cr, RQ, "failed")),
+            pair(get(cr, CELERY, "failed"), n),
+            pair(get(cr, RQ, "failed"), n),
             "",
             "≤ 100",
             verdict(failed_p99 is not None and failed_p99 <= 0.1),
@@ -262,8 +263,8 @@ def crash_rows(results: dict[str, Any]) -> list[list[str]]:
         [
             "SIGKILL → replacement ready, p50 / p99 (ms)",
             pair(d.get("ready")),
-            pair(get(cr, CELERY, "ready")),
-            pair(get(cr, RQ, "ready")),
+            pair(get(cr, CELERY, "ready"), n),
+            pair(get(cr, RQ, "ready"), n),
             "",
             "≤ 300",
             verdict(ready_p99 is not None and ready_p99 <= 0.3),
