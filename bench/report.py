@@ -349,11 +349,32 @@ def idle_rows(results: dict[str, Any]) -> list[list[str]]:
         total = get(idle, name, "memory_mb", "total")
         return "—" if not total else f"{total['rss']:.0f} / {total['pss']:.0f}"
 
+    def wakes(name: str) -> str:
+        value = get(idle, name, "wakeups_per_s")
+        return "—" if value is None else f"{value:.1f}"
+
     d_cpu = get(idle, DLSV, "cpu_percent", "total")
     d_rss = get(idle, DLSV, "memory_mb", "total", "rss")
+    reference = get(idle, "reference: sleep(0.5) loop", "cpu_percent", "total")
+    per_wake = idle.get("ms_per_wakeup")
+    calibration = (
+        f"; a process that only sleeps 0.5 s in a loop used {reference:.2f}% "
+        f"({per_wake:.2f} ms per wake-up) in the same window"
+        if reference is not None and per_wake is not None
+        else ""
+    )
     return [
         [
-            f"idle CPU over {idle['seconds']:.0f} s, % of one core",
+            "idle wake-ups per second (voluntary context switches)",
+            wakes(DLSV),
+            wakes(CELERY),
+            wakes(RQ),
+            "",
+            "",
+            "",
+        ],
+        [
+            f"idle CPU over {idle['seconds']:.0f} s, % of one core{calibration}",
             cpu(DLSV),
             cpu(CELERY),
             cpu(RQ),

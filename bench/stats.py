@@ -39,6 +39,15 @@ def cpu_seconds(pids: Iterable[int]) -> float:
     return total
 
 
+def wakeups(pids: Iterable[int]) -> int:
+    """Voluntary context switches: how often these processes blocked, and so woke up again."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            total += psutil.Process(pid).num_ctx_switches().voluntary
+    return total
+
+
 def memory_mb(pids: Iterable[int]) -> dict[str, float]:
     """Summed RSS, PSS and USS (MB): RSS counts pages forked children share once per process."""
     rss = pss = uss = 0
