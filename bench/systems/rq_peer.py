@@ -63,14 +63,23 @@ class RqPeer:
     def enqueue(self, item_ids: list[int], data: dict[str, Any]) -> None:
         options = {"result_ttl": 0, "on_failure": Callback(record_failure)}
         if len(item_ids) == 1:  # what an application does for one job
-            self.queue.enqueue(export_item, item_ids[0], data, job_timeout=self.timeout, **options)
+            job_id = self.job_id(item_ids[0])
+            self.queue.enqueue(
+                export_item, item_ids[0], data, job_timeout=self.timeout, job_id=job_id, **options
+            )
             return
         jobs = [
-            Queue.prepare_data(export_item, args=(item_id, data), timeout=self.timeout, **options)
-            for item_id in item_ids
+            Queue.prepare_data(
+                export_item, args=(i, data), timeout=self.timeout, job_id=self.job_id(i), **options
+            )
+            for i in item_ids
         ]
         for start in range(0, len(jobs), 1000):
             self.queue.enqueue_many(jobs[start : start + 1000])
+
+    def job_id(self, item_id: int) -> str:
+        """Job ids carry the run id, so the run's cleanup finds every key RQ made for them."""
+        return f"{self.queue_name}-{item_id}"
 
     # -- processes ---------------------------------------------------------------------
 
