@@ -79,8 +79,13 @@ class Child:
         self.state = ChildState.STARTING
         log.info("spawned: %s pid %d", self.name, pid)
 
-    def observe(self, view: SlotView) -> None:
-        """STARTING → RUNNING once the child says it booted; keeps the latest view."""
+    def observe(self, view: SlotView | None) -> None:
+        """STARTING → RUNNING once the child says it booted; keeps the latest view.
+
+        None (a torn record) changes nothing: the last view stands.
+        """
+        if view is None:
+            return
         self.view = view
         if self.state is ChildState.STARTING and view.state != SlotState.STARTING:
             self.state = ChildState.RUNNING

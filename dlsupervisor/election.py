@@ -1,7 +1,8 @@
 """One active scheduler per database (DESIGN invariant 6).
 
-With Redis: a key holding the leader's id with a TTL, renewed every pass, so a
-dead leader's lease runs out.  Without Redis: the store's own lock (MySQL
+With Redis: a key holding the leader's id with a TTL, renewed every third of
+the TTL (not every pass: an idle scheduler then makes one round trip a pass,
+its check for work), so a dead leader's lease runs out.  Without Redis: the store's own lock (MySQL
 GET_LOCK on the scheduler's connection, a file lock for SQLite), released
 when the holder's connection or process goes.  A short overlap of two leaders
 is harmless: every transition is conditional (invariant 2).
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from typing import TYPE_CHECKING, Protocol
 
@@ -57,16 +59,23 @@ class RedisElection:
         self._key = key
         self._ttl_ms = max(int(ttl * 1000), 1000)
         self._id = identity()
+        self._renew_at = 0.0  # monotonic; before it, the lease held at the last renewal still runs
         self._hold = client.register_script(_HOLD)
         self._release = client.register_script(_RELEASE)
 
     def hold(self) -> bool:
+        now = time.monotonic()
+        if now < self._renew_at:
+            return True
         try:
-            return bool(self._hold(keys=[self._key], args=[self._id, self._ttl_ms]))
+            held = bool(self._hold(keys=[self._key], args=[self._id, self._ttl_ms]))
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise QueueUnavailable(f"redis: {exc}") from exc
+        self._renew_at = now + self._ttl_ms / 3000 if held else 0.0
+        return held
 
     def release(self) -> None:
+        self._renew_at = 0.0
         try:
             self._release(keys=[self._key], args=[self._id])
         except redis.exceptions.RedisError:

@@ -1,7 +1,8 @@
 """The scheduler's loop: dispatch · cancel · roll-up · expiry · re-dispatch · orphan recovery.
 
 One pass is `tick()`; each step is one or two set-based store calls over
-active rows only (DESIGN invariant 7).  Only the elected scheduler works
+active rows only (DESIGN invariant 7), and an idle pass is a single read that
+finds no active row and no file due to expire.  Only the elected scheduler works
 (invariant 6); the others keep trying to become it.  Subtypes are learnt from
 the registrations of live workers, so the scheduler never imports user code.
 """
@@ -87,6 +88,8 @@ class Scheduler:
     def tick(self) -> PassReport | None:
         if not self._lead():
             return None
+        if not self.store.has_work(self.conf.file_ttl):
+            return PassReport()  # nothing active, nothing to expire: every step would find nothing
         routes = {reg.sub_type: reg for reg in self.queue.registrations(REGISTRATION_MAX_AGE)}
         report = PassReport()
         report.dispatched, report.unroutable = self.dispatch(routes)

@@ -4,7 +4,9 @@ The master learns a child's item and start time without trusting the child to
 be alive (DESIGN invariant 4), the way gunicorn's arbiter reads heartbeats.
 The child writes its fields as one packed record bracketed by a sequence
 counter (odd while writing); the master re-reads until it sees an even,
-unchanged counter, so it never acts on a half-written item id.  One byte
+unchanged counter, so it never acts on a half-written item id.  A record that
+stays torn belongs to a child that died (or was preempted) mid-write: after
+READ_TRIES the master keeps what it saw last instead of spinning.  One byte
 goes the other way: the master's `control` request (abort the current work).
 """
 
@@ -21,6 +23,7 @@ from enum import IntEnum
 _LAYOUT = struct.Struct("<IBxxxQIIdd")
 _CONTROL_OFFSET = 63
 SLOT_SIZE = 64
+READ_TRIES = 100
 
 
 class SlotState(IntEnum):
@@ -103,14 +106,16 @@ class Slot:
 
     # -- master side -----------------------------------------------------------------
 
-    def read(self) -> SlotView:
-        while True:
+    def read(self) -> SlotView | None:
+        """The child's record, or None while it is torn."""
+        for _ in range(READ_TRIES):
             before = struct.unpack_from("<I", self._mem, 0)[0]
             fields = _LAYOUT.unpack_from(self._mem, 0)
             after = struct.unpack_from("<I", self._mem, 0)[0]
             if before == after and not before & 1:
                 _, state, work_id, attempt, done, started, beat = fields
                 return SlotView(SlotState(state), work_id, attempt, done, started, beat)
+        return None
 
     def request(self, control: Control) -> None:
         self._mem[_CONTROL_OFFSET] = int(control)

@@ -2,9 +2,9 @@
 
 The child path never returns: it ends in os._exit with a named status.  The
 master blocks its handled signals around fork; the child resets every handler,
-drops the master's wakeup pipe, leads its own process group (so a kill reaches
-its exports' children, and a terminal's Ctrl-C reaches only the master),
-installs its own handlers, then unblocks.
+drops the master's wakeup pipe and its end of the lifeline, leads its own
+process group (so a kill reaches its exports' children, and a terminal's
+Ctrl-C reaches only the master), installs its own handlers, then unblocks.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import random
+import select
 import signal
 import socket
 import threading
-import time
 import traceback
 from collections.abc import Callable
 
@@ -42,10 +42,23 @@ from dlsupervisor.task import DownloadTaskBase
 from dlsupervisor.worker import StopState, Worker
 
 TITLE = "dlsupervisor:"
-PARENT_CHECK_EVERY = 0.5  # seconds between a child's checks that its master is alive
+PARENT_CHECK_EVERY = 5.0  # seconds between a child's backstop checks that its master is alive
 
 
-def fork_child(inbox: SignalInbox, main: Callable[[], int]) -> int:
+class Lifeline:
+    """A pipe whose write end only the master holds: children see EOF the moment it is gone.
+
+    Children block on the read end, so noticing a dead master costs no polling.
+    """
+
+    def __init__(self) -> None:
+        self.read_fd, self._write_fd = os.pipe()
+
+    def close_in_child(self) -> None:
+        os.close(self._write_fd)
+
+
+def fork_child(inbox: SignalInbox, main: Callable[[], int], lifeline: Lifeline | None = None) -> int:
     """Fork; in the child run `main` and exit with its status.  Returns the child's pid."""
     with blocked():
         pid = os.fork()
@@ -53,6 +66,8 @@ def fork_child(inbox: SignalInbox, main: Callable[[], int]) -> int:
             code = EX_FAILURE
             try:
                 inbox.close_in_child()
+                if lifeline is not None:
+                    lifeline.close_in_child()
                 os.setpgid(0, 0)
                 random.seed()
                 code = main()
@@ -107,12 +122,19 @@ class TitledSlot:
 def install_stop_handlers(stop: StopState, slot: Slot) -> None:
     """SIGTERM: abort if the master asked (slot control), else finish the item and exit.
 
-    Handlers only set a flag or raise; they never log or do I/O.
+    Handlers only set a flag or raise; they never log or do I/O.  Each raises
+    once: the master signals the group and the process, so a second SIGTERM
+    can land while the first one unwinds (in the middle of a slot write, say).
     """
 
     def on_term(signum: int, frame: object) -> None:
         if slot.control == Control.ABORT:
-            raise Aborted()
+            if not stop.aborted:
+                stop.aborted = True
+                raise Aborted()
+            return
+        if stop.requested:
+            return
         stop.requested = True
         if not stop.busy:
             raise StopNow()
@@ -125,19 +147,23 @@ def install_stop_handlers(stop: StopState, slot: Slot) -> None:
     signal.signal(signal.SIGUSR1, lambda signum, frame: logsetup.reopen())
 
 
-def watch_parent(master_pid: int) -> Callable[[], bool]:
+def watch_parent(master_pid: int, lifeline_fd: int) -> Callable[[], bool]:
     """A daemon thread that ends this child's whole tree if the master dies.
 
-    A busy worker may sit in an export for minutes; the thread notices within
-    PARENT_CHECK_EVERY and takes the export's children down with it (SPEC §4).
+    A busy worker may sit in an export for minutes; the thread wakes when the
+    lifeline reaches EOF (or, as a backstop for a write end some other process
+    kept, every PARENT_CHECK_EVERY) and takes the export's children down with it
+    (SPEC §4).
     """
 
     def alive() -> bool:
         return os.getppid() == master_pid
 
     def watch() -> None:
+        wait = PARENT_CHECK_EVERY
         while alive():
-            time.sleep(PARENT_CHECK_EVERY)
+            eof = select.select([lifeline_fd], [], [], wait)[0]
+            wait = 0.1 if eof else PARENT_CHECK_EVERY  # EOF, master still our parent: going now
         os.write(2, f"dlsupervisor child {os.getpid()}: master {master_pid} is gone; exiting\n".encode())
         tree = proctree.descendants(os.getpid())
         proctree.kill_tree(os.getpid(), tree)
@@ -154,6 +180,7 @@ def worker_main(
     slot: Slot,
     master_pid: int,
     host: str,
+    lifeline_fd: int,
     handler: DownloadTaskBase | None = None,
 ) -> int:
     """A worker's life.  The daemon imports and constructs the handler here, after fork;
@@ -167,7 +194,7 @@ def worker_main(
     log = logging.getLogger("dlsupervisor.worker")
     stop = StopState()
     install_stop_handlers(stop, slot)
-    parent_alive = watch_parent(master_pid)
+    parent_alive = watch_parent(master_pid, lifeline_fd)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
     try:
         if handler is None:
@@ -198,13 +225,13 @@ def worker_main(
     return run_guarded(worker.run, log)
 
 
-def scheduler_main(settings: Settings, slot: Slot, master_pid: int) -> int:
+def scheduler_main(settings: Settings, slot: Slot, master_pid: int, lifeline_fd: int) -> int:
     setproctitle.setproctitle(f"{TITLE} scheduler")
     logsetup.configure(settings.supervisor.log_level, settings.supervisor.log_file, "scheduler")
     log = logging.getLogger("dlsupervisor.scheduler")
     stop = StopState()
     install_stop_handlers(stop, slot)
-    parent_alive = watch_parent(master_pid)
+    parent_alive = watch_parent(master_pid, lifeline_fd)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
     from dlsupervisor.scheduler import Scheduler
 

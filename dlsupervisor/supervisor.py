@@ -1,14 +1,16 @@
 """The master: forks the scheduler and the workers, and keeps them as configured.
 
-Its loop (after gunicorn's arbiter) waits on the signal inbox for at most a
-tick, then runs a fixed sequence of level-triggered steps, each comparing what
-is with what should be: handle signals, reap exits, read the children's slots,
-enforce deadlines (timeouts, cancels, kills), sync with the database
-(outcomes, heartbeats), reconcile the children with the configuration, write
-the status file.  Nothing in it blocks longer than a tick, and it never
-imports or runs user code (DESIGN invariant 3) -- except in standalone mode
-(standalone.py), where the calling process is a user's script that already
-built its handler and hands the instance in, for its workers to inherit.
+Its loop (after gunicorn's arbiter) waits on the signal inbox until the next
+step is due (a timeout's deadline, a kill, a restart, a check of held items;
+at most IDLE_TICK), then runs a fixed sequence of level-triggered steps, each
+comparing what is with what should be: handle signals, reap exits, read the
+children's slots, enforce deadlines (timeouts, cancels, kills), sync with the
+database (outcomes, heartbeats), reconcile the children with the
+configuration, write the status file.  A child's exit wakes it at once
+(SIGCHLD).  Nothing in it blocks for long, and it never imports or runs user
+code (DESIGN invariant 3) -- except in standalone mode (standalone.py), where
+the calling process is a user's script that already built its handler and
+hands the instance in, for its workers to inherit.
 """
 
 from __future__ import annotations
@@ -42,9 +44,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dlsupervisor.master")
 
-TICK = 0.1  # seconds the loop waits for a signal before its steps run anyway
+TICK = 0.1  # seconds between passes while draining or stopping, or retrying a database write
+IDLE_TICK = 0.5  # the longest the loop sleeps (it also notices a worker going busy by then)
+BOOT_TICK = 0.02  # while a child boots: READY=1 and the status follow its boot closely
 HELD_CHECK_EVERY = 0.5  # seconds between checks that held items are still ours (cancel)
-STATUS_EVERY = 0.5  # seconds between status file writes when nothing changed
+STATUS_EVERY = 5.0  # seconds between status file writes when nothing changed
 READY_AFTER = 5.0  # send READY=1 after this long even if some child is still booting
 DB_TIMEOUT = 2.0  # the master's database calls must not stall its loop for long
 CANCELLED = Outcome(int(ItemStatus.CANCELLED), remarks.CANCELLED)
@@ -80,6 +84,7 @@ class Master:
         self.handlers = dict(handlers or {})
         self.run_scheduler = scheduler
         self.inbox = SignalInbox()
+        self.lifeline = spawn.Lifeline()
         self.children: list[Child] = []
         self.phase = Phase.RUNNING
         self.scale_delta = 0
@@ -96,6 +101,7 @@ class Master:
         self.next_held_check = 0.0
         self.next_heartbeat = 0.0
         self.next_status = 0.0
+        self.status_written: tuple[Any, ...] | None = None
         self.status_path = os.path.join(settings.supervisor.run_dir, "status.json")
 
     # -- the loop ----------------------------------------------------------------------
@@ -105,7 +111,7 @@ class Master:
         self.start()
         try:
             while self.phase is not Phase.EXITED:
-                for signum in self.inbox.wait(TICK):
+                for signum in self.inbox.wait(self.next_wait(self.clock())):
                     self.on_signal(signum, self.clock())
                 self.tick(self.clock())
         except Exception:
@@ -123,7 +129,49 @@ class Master:
         self.inbox.install()
         self.started_at = self.clock()
         self.heartbeat_every = min(5.0, self.settings.scheduler.lease / 4)
+        self.preload()
         log.info("master: started (pid %d, config %s)", self.pid, self.settings.path)
+
+    def preload(self) -> None:
+        """Import the backends every child uses (never user code), so each fork inherits them.
+
+        The store connects on first use, so no connection is shared with a child.
+        """
+        self.store = open_store(self.settings.database, timeout=DB_TIMEOUT)
+        if self.settings.redis is not None:
+            import dlsupervisor.queue.redis  # noqa: F401
+        import dlsupervisor.scheduler  # noqa: F401
+
+    def next_wait(self, now: float) -> float:
+        """Seconds until a step is due; the loop sleeps that long unless a signal comes first."""
+        due = [now + self.idle_tick(), self.next_status]
+        if self.phase is not Phase.RUNNING or self.pending:
+            due.append(now + TICK)
+        if not self.ready_sent:
+            due.append(self.started_at + READY_AFTER)
+        busy = False
+        for child in self.children:
+            if child.state is ChildState.STARTING:
+                due.append(now + BOOT_TICK)
+            elif child.state is ChildState.BACKOFF:
+                due.append(child.next_start_at)
+            elif child.state is ChildState.KILLING:
+                if not child.hard_killed:
+                    due.append(child.kill_deadline)
+            elif child.busy:
+                busy = True
+                deadline = self.timeout_deadline(child)
+                if deadline is not None:
+                    due.append(deadline)
+        if busy:
+            due += [self.next_held_check, self.next_heartbeat]
+        return max(0.0, min(due) - now)
+
+    def idle_tick(self) -> float:
+        """IDLE_TICK, or less when a timeout or heartbeat_timeout is short: a quarter of it."""
+        limits = [sub.timeout for sub in self.settings.subtypes if sub.timeout]
+        limits.append(self.settings.supervisor.heartbeat_timeout)
+        return min(IDLE_TICK, *(limit / 4 for limit in limits))
 
     def tick(self, now: float) -> None:
         self.reap(now)
@@ -164,7 +212,7 @@ class Master:
         systemd.reloading()
         try:
             new = config.load(self.settings.path)
-            problem = preflight(new, self.inbox)
+            problem = preflight(new, self.inbox, self.lifeline)
             if problem:
                 raise ConfigError(problem)
         except ConfigError as exc:
@@ -275,9 +323,14 @@ class Master:
                     self.kill(child, "hung", now)
 
     def past_timeout(self, child: Child, now: float) -> bool:
+        deadline = self.timeout_deadline(child)
+        return deadline is not None and now >= deadline
+
+    def timeout_deadline(self, child: Child) -> float | None:
+        """When the child's current work runs out of time (None: no limit)."""
         sub = self.settings.subtype(child.subtype) if child.subtype else None
         limit = sub.timeout if sub else 0
-        return bool(limit) and now - child.view.started > limit
+        return child.view.started + limit if limit else None
 
     def kill_for_timeout(self, child: Child, now: float) -> None:
         """Record the outcome first, then kill: a late result then matches nothing."""
@@ -419,8 +472,9 @@ class Master:
 
     def spawn(self, child: Child, now: float) -> None:
         slot = Slot()
+        lifeline = self.lifeline.read_fd
         if child.subtype is None:
-            main = partial(spawn.scheduler_main, self.settings, slot, self.pid)
+            main = partial(spawn.scheduler_main, self.settings, slot, self.pid, lifeline)
         else:
             sub = self.settings.subtype(child.subtype)
             main = partial(
@@ -431,9 +485,10 @@ class Master:
                 slot,
                 self.pid,
                 self.host,
+                lifeline,
                 self.handlers.get(child.subtype),
             )
-        pid = spawn.fork_child(self.inbox, main)
+        pid = spawn.fork_child(self.inbox, main, self.lifeline)
         child.spawned(pid, slot, now)
 
     def retire(self, child: Child, why: str) -> None:
@@ -518,11 +573,28 @@ class Master:
         return next((c for c in self.children if c.pid == pid), None)
 
     def write_status(self, now: float) -> None:
-        if now < self.next_status:
+        """At once when a child's state changed, else every STATUS_EVERY."""
+        signature = self.status_signature()
+        if now < self.next_status and signature == self.status_written:
             return
         self.next_status = now + STATUS_EVERY
+        self.status_written = signature
         wall = time.time()
         statusfile.write(self.status_path, self.status(now, wall))
+
+    def status_signature(self) -> tuple[Any, ...]:
+        children = tuple(
+            (
+                child.name,
+                child.pid,
+                child.status_state(),
+                child.view.work_id if child.busy else None,
+                child.restarts,
+                child.next_start_at if child.state is ChildState.BACKOFF else None,
+            )
+            for child in self.children
+        )
+        return (self.phase, self.ready_sent, self.scale_delta, children)
 
     def status(self, now: float, wall: float) -> dict[str, Any]:
         children = []
@@ -562,7 +634,12 @@ class Master:
         }
 
 
-def preflight(settings: Settings, inbox: SignalInbox | None = None, timeout: float = 60.0) -> str | None:
+def preflight(
+    settings: Settings,
+    inbox: SignalInbox | None = None,
+    lifeline: spawn.Lifeline | None = None,
+    timeout: float = 60.0,
+) -> str | None:
     """Import every handler in a throwaway child: the master itself never imports user code.
 
     Returns the one-line problem, or None when every handler loads.
@@ -577,7 +654,7 @@ def preflight(settings: Settings, inbox: SignalInbox | None = None, timeout: flo
         os.write(write_fd, (problem or "").encode()[:4000])
         return EX_OK
 
-    pid = spawn.fork_child(inbox, check) if inbox else spawn.fork_plain(check)
+    pid = spawn.fork_child(inbox, check, lifeline) if inbox else spawn.fork_plain(check)
     os.close(write_fd)
     deadline = time.monotonic() + timeout
     chunks = []

@@ -27,7 +27,8 @@ from dlsupervisor.task import DownloadTaskBase
 
 log = logging.getLogger("dlsupervisor.worker")
 
-POP_TIMEOUT = 1.0  # seconds a wait for work blocks: the loop's responsiveness
+POP_TIMEOUT = 1.0  # seconds one wait for work blocks, for callers driving run_once
+IDLE_WAIT = 5.0  # the longest an idle worker blocks between beats (a stop signal interrupts it)
 REGISTER_EVERY = 5.0  # seconds between registrations of this subtype
 REGISTRATION_MAX_AGE = 30.0  # the scheduler ignores registrations older than this
 
@@ -38,6 +39,7 @@ class StopState:
 
     requested: bool = False  # finish the current item, then exit
     busy: bool = False  # between claim attempt and recorded outcome
+    aborted: bool = False  # the master's abort was raised; later SIGTERMs change nothing
 
 
 class Worker:
@@ -72,6 +74,8 @@ class Worker:
         self._store_outage = Outage(log)
         self._queue_outage = Outage(log)
         self._registered_at = -REGISTER_EVERY
+        # Beat well within the master's heartbeat_timeout, else as seldom as IDLE_WAIT.
+        self.idle_wait = min(IDLE_WAIT, settings.supervisor.heartbeat_timeout / 4)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -86,7 +90,7 @@ class Worker:
                 log.warning("worker %s: master is gone; exiting", self.label)
                 return EX_ORPHANED
             try:
-                self.run_once()
+                self.run_once(self.idle_wait)
             except UNAVAILABLE:
                 continue  # a stop request cut a retry short; the loop condition decides
             reason = self.recycle_reason()

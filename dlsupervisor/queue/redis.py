@@ -9,7 +9,9 @@ Key schema (all under `key_prefix`, default `dl:`):
     {prefix}scheduler       string  the elected scheduler's id, with a TTL (election.py)
 
 Pushes are one Lua script per queue (check pending, push, mark), so a message
-is never in the list twice.  Nothing here is the record of anything: FLUSHALL
+is never in the list twice.  While work keeps coming, a pop is one round trip
+(a script: LPOP and unmark); a worker that had to wait blocks in BLPOP, then
+unmarks what it got (ZREM).  Nothing here is the record of anything: FLUSHALL
 loses wake-ups only, and the scheduler re-sends READY work.
 """
 
@@ -45,6 +47,15 @@ end
 return pushed
 """
 
+# Take the oldest message and unmark it, if there is one.
+_POP = """
+local message = redis.call('LPOP', KEYS[1])
+if message then
+  redis.call('ZREM', KEYS[2], message)
+end
+return message
+"""
+
 _ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
@@ -63,6 +74,8 @@ class RedisQueue:
         self.prefix = settings.key_prefix
         self._client = connect(settings.url, timeout=timeout)
         self._push = self._client.register_script(_PUSH)
+        self._pop = self._client.register_script(_POP)
+        self._hot = False  # the last pop found work: try the non-blocking pop first
 
     def list_key(self, queue_key: str) -> str:
         return f"{self.prefix}q:{queue_key}"
@@ -85,14 +98,17 @@ class RedisQueue:
             raise QueueUnavailable(f"redis: {exc}") from exc
 
     def pop(self, route: Registration, timeout: float) -> str | None:
+        keys = [self.list_key(route.queue_key), self.pending_key(route.queue_key)]
         try:
-            popped = self._client.blpop([self.list_key(route.queue_key)], timeout=timeout)
-            if popped is None:
-                return None
-            message = popped[1]
-            self._client.zrem(self.pending_key(route.queue_key), message)
+            message = self._pop(keys=keys) if self._hot else None
+            if message is None:
+                popped = self._client.blpop([keys[0]], timeout=timeout)
+                message = popped[1] if popped is not None else None
+                if message is not None:
+                    self._client.zrem(keys[1], message)
         except _ERRORS as exc:
             raise QueueUnavailable(f"redis: {exc}") from exc
+        self._hot = message is not None
         return message
 
     def register(self, reg: Registration) -> None:

@@ -147,6 +147,7 @@ class Store(Protocol):
     def registrations(self, max_age: float) -> list[Registration]: ...
 
     # -- scheduler -------------------------------------------------------------------
+    def has_work(self, file_ttl: int) -> bool: ...
     def dispatchable_items(self, sub_types: Sequence[int], limit: int) -> list[ItemRef]: ...
     def mark_tasks_processing(self, task_ids: Iterable[int]) -> int: ...
     def splittable_tasks(
@@ -172,6 +173,25 @@ class Store(Protocol):
 
     def ping(self) -> None: ...
     def close(self) -> None: ...
+
+
+def split_closures(
+    decisions: Sequence[tuple[int, int, str | None]],
+) -> tuple[dict[int, list[int]], list[tuple[int, int, str | None]]]:
+    """Task closures as (status -> ids of those closing with no remark, the rest).
+
+    Most tasks close DONE with no remark: one `id IN (...)` update per status
+    takes them, and only the others need a CASE (whose cost grows with its length
+    on every row it touches).
+    """
+    plain: dict[int, list[int]] = {}
+    remarked = []
+    for task_id, status, remark in decisions:
+        if remark is None:
+            plain.setdefault(status, []).append(task_id)
+        else:
+            remarked.append((task_id, status, remark))
+    return plain, remarked
 
 
 def open_store(db: DatabaseSettings, *, timeout: float = 30.0) -> Store:

@@ -32,6 +32,7 @@ from dlsupervisor.store import (
     case_args,
     item_refs,
     registrations_of,
+    split_closures,
     summaries,
     tallies,
 )
@@ -140,10 +141,10 @@ class MySQLStore:
                 conn.close()
 
     def session_counters(self) -> dict[str, int]:
-        """This connection's row-read counters (the scale test's measure of a pass)."""
+        """This connection's row-read counters and statement count (the measure of a pass)."""
         rows = self._query(
-            "SHOW SESSION STATUS WHERE Variable_name IN "
-            "('Rows_read', 'Handler_read_rnd_next', 'Handler_read_next', 'Handler_read_key')"
+            "SHOW SESSION STATUS WHERE Variable_name IN ('Rows_read', 'Questions') "
+            "OR Variable_name LIKE 'Handler\\_read\\_%%'"
         )
         return {row["Variable_name"]: int(row["Value"]) for row in rows}
 
@@ -318,6 +319,18 @@ class MySQLStore:
 
     # -- scheduler ---------------------------------------------------------------------
 
+    def has_work(self, file_ttl: int) -> bool:
+        """Whether a pass could change anything: an active task or item, or a file due to expire."""
+        rows = self._query(
+            "SELECT EXISTS (SELECT 1 FROM download_task_main WHERE status IN (0, 1)) "
+            "OR EXISTS (SELECT 1 FROM download_item WHERE status IN (0, 1)) "
+            "OR EXISTS (SELECT 1 FROM download_item WHERE status = 2 AND expire_time < NOW()) "
+            "OR EXISTS (SELECT 1 FROM download_item WHERE status = 2 AND expire_time IS NULL "
+            "AND last_updated_time < NOW(3) - INTERVAL %s SECOND) AS busy",
+            (file_ttl,),
+        )
+        return bool(rows[0]["busy"])
+
     def dispatchable_items(self, sub_types: Sequence[int], limit: int) -> list[ItemRef]:
         """READY items of READY tasks of single-item subtypes, oldest task first."""
         if not sub_types:
@@ -407,14 +420,25 @@ class MySQLStore:
         return tallies(rows)
 
     def close_tasks(self, decisions: Sequence[tuple[int, int, str | None]]) -> int:
-        """Finish PROCESSING tasks in one statement: [(task_id, status, remark)]."""
-        if not decisions:
-            return 0
-        status_case = " ".join(["WHEN %s THEN %s"] * len(decisions))
-        remark_case = " ".join(["WHEN %s THEN %s"] * len(decisions))
-        args = case_args(decisions)
-        args.append(tuple(task_id for task_id, _, _ in decisions))
-        return self._execute(
+        """Finish PROCESSING tasks: [(task_id, status, remark)].
+
+        One statement per status for the tasks closing with no remark, one for the rest.
+        """
+        plain, remarked = split_closures(decisions)
+        closed = 0
+        for status, ids in plain.items():
+            closed += self._execute(
+                "UPDATE download_task_main SET status = %s, remark = NULL, last_updated_time = NOW(3) "
+                "WHERE id IN %s AND status = 1",
+                (status, tuple(ids)),
+            )
+        if not remarked:
+            return closed
+        status_case = " ".join(["WHEN %s THEN %s"] * len(remarked))
+        remark_case = " ".join(["WHEN %s THEN %s"] * len(remarked))
+        args = case_args(remarked)
+        args.append(tuple(task_id for task_id, _, _ in remarked))
+        return closed + self._execute(
             f"UPDATE download_task_main SET status = CASE id {status_case} END, "
             f"remark = CASE id {remark_case} END, last_updated_time = NOW(3) "
             "WHERE id IN %s AND status = 1",
@@ -424,9 +448,18 @@ class MySQLStore:
     def expire(self, file_ttl: int, limit: int) -> tuple[int, int]:
         """DONE items past expire_time become EXPIRED, and so do tasks left with no DONE item.
 
-        One transaction, so a crash never leaves a task DONE with only expired files.
+        One transaction, so a crash never leaves a task DONE with only expired files,
+        opened only when one read says something is due (most passes: nothing is).
         Items the application left with no expire_time expire file_ttl after they finished.
         """
+        due = self._query(
+            "SELECT EXISTS (SELECT 1 FROM download_item WHERE status = 2 AND expire_time < NOW()) "
+            "OR EXISTS (SELECT 1 FROM download_item WHERE status = 2 AND expire_time IS NULL "
+            "AND last_updated_time < NOW(3) - INTERVAL %s SECOND) AS due",
+            (file_ttl,),
+        )
+        if not due[0]["due"]:
+            return 0, 0
         with self._transaction() as cursor:
             cursor.execute(
                 "SELECT id, task_id FROM download_item WHERE status = 2 AND expire_time < NOW() "

@@ -50,6 +50,7 @@ from dlsupervisor.store import (
     case_args,
     item_refs,
     registrations_of,
+    split_closures,
     summaries,
     tallies,
 )
@@ -425,6 +426,18 @@ class SQLiteStore:
 
     # -- scheduler ---------------------------------------------------------------------
 
+    def has_work(self, file_ttl: int) -> bool:
+        """Whether a pass could change anything: an active task or item, or a file due to expire."""
+        rows = self._query(
+            "SELECT EXISTS (SELECT 1 FROM download_task_main WHERE status IN (0, 1)) "
+            "OR EXISTS (SELECT 1 FROM download_item WHERE status IN (0, 1)) "
+            f"OR EXISTS (SELECT 1 FROM download_item WHERE status = 2 AND expire_time < {NOW}) "
+            "OR EXISTS (SELECT 1 FROM download_item WHERE status = 2 AND expire_time IS NULL "
+            f"AND last_updated_time < {NOW_PLUS}) AS busy",
+            (_offset(-file_ttl),),
+        )
+        return bool(rows[0]["busy"])
+
     def dispatchable_items(self, sub_types: Sequence[int], limit: int) -> list[ItemRef]:
         """READY items of READY tasks of single-item subtypes, oldest task first."""
         if not sub_types:
@@ -520,13 +533,24 @@ class SQLiteStore:
         return tallies(rows)
 
     def close_tasks(self, decisions: Sequence[tuple[int, int, str | None]]) -> int:
-        """Finish PROCESSING tasks in one statement: [(task_id, status, remark)]."""
-        if not decisions:
-            return 0
-        cases = " ".join(["WHEN ? THEN ?"] * len(decisions))
-        args = case_args(decisions)
-        ids = [task_id for task_id, _, _ in decisions]
-        return self._execute(
+        """Finish PROCESSING tasks: [(task_id, status, remark)].
+
+        One statement per status for the tasks closing with no remark, one for the rest.
+        """
+        plain, remarked = split_closures(decisions)
+        closed = 0
+        for status, ids in plain.items():
+            closed += self._execute(
+                f"UPDATE download_task_main SET status = ?, remark = NULL, last_updated_time = {NOW} "
+                f"WHERE id IN ({_marks(ids)}) AND +status = 1",
+                (status, *ids),
+            )
+        if not remarked:
+            return closed
+        cases = " ".join(["WHEN ? THEN ?"] * len(remarked))
+        args = case_args(remarked)
+        ids = [task_id for task_id, _, _ in remarked]
+        return closed + self._execute(
             f"UPDATE download_task_main SET status = CASE id {cases} END, "
             f"remark = CASE id {cases} END, last_updated_time = {NOW} "
             f"WHERE id IN ({_marks(ids)}) AND +status = 1",
@@ -536,9 +560,18 @@ class SQLiteStore:
     def expire(self, file_ttl: int, limit: int) -> tuple[int, int]:
         """DONE items past expire_time become EXPIRED, and so do tasks left with no DONE item.
 
-        One transaction, so a crash never leaves a task DONE with only expired files.
+        One transaction, so a crash never leaves a task DONE with only expired files,
+        opened (taking the write lock) only when one read says something is due.
         Items the application left with no expire_time expire file_ttl after they finished.
         """
+        due = self._query(
+            f"SELECT EXISTS (SELECT 1 FROM download_item WHERE status = 2 AND expire_time < {NOW}) "
+            "OR EXISTS (SELECT 1 FROM download_item WHERE status = 2 AND expire_time IS NULL "
+            f"AND last_updated_time < {NOW_PLUS}) AS due",
+            (_offset(-file_ttl),),
+        )
+        if not due[0]["due"]:
+            return 0, 0
         with self._transaction() as conn:
             rows = conn.execute(
                 f"SELECT id, task_id FROM download_item WHERE status = 2 AND expire_time < {NOW} "

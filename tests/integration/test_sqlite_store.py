@@ -46,6 +46,11 @@ def test_a_write_lock_held_past_the_busy_timeout_is_an_outage_not_a_crash(sqlite
     """Callers retry StoreUnavailable (retry.py); a raw sqlite3 error would kill the worker."""
     env = sqlite_env
     _, (item_id,) = env.new_task({"do": "ok"})
+    _, (done_id,) = env.new_task({"do": "ok"}, status=2)  # a file past its expiry: expire must write
+    env.db.execute(
+        "UPDATE download_item SET status = 2, expire_time = %s WHERE id = %s",
+        (dt.datetime(2000, 1, 1), done_id),
+    )
     store = open_store(env.settings.database, timeout=0.2)
     try:
         env.db.execute("BEGIN IMMEDIATE")

@@ -1,0 +1,1 @@
+"""The peers' side: the Celery app and the RQ job and worker, doing dlsupervisor's database work."""
