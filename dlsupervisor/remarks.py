@@ -42,12 +42,17 @@ def error_text(prefix: str, exc: BaseException) -> str:
     return fit(f"{prefix} {name}: {message}" if message else f"{prefix} {name}")
 
 
+def owner(host: str, pid: int) -> str:
+    """Who holds a claim: HOST:PID (the host name cut so a token always fits the column)."""
+    return f"{host[:64]}:{pid}"
+
+
 def claim_token(host: str, pid: int, attempt: int) -> str:
-    return f"{RUNNING_ON}{host[:64]}:{pid} attempt {attempt}"
+    return f"{RUNNING_ON}{owner(host, pid)} attempt {attempt}"
 
 
 def split_token(host: str, pid: int) -> str:
-    return f"{SPLITTING_ON}{host[:64]}:{pid}"
+    return f"{SPLITTING_ON}{owner(host, pid)}"
 
 
 def attempt_of(remark: str | None) -> int:

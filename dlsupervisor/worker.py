@@ -66,6 +66,7 @@ class Worker:
         self.queue = work_queue
         self.host = host
         self.pid = os.getpid()
+        self.owner = remarks.owner(host, self.pid)
         self.slot = slot or NullSlot()
         self.stop = stop or StopState()
         self.parent_alive = parent_alive
@@ -140,25 +141,20 @@ class Worker:
     # -- one item ----------------------------------------------------------------------
 
     def run_item(self, item_id: int) -> bool:
-        """Claim and export one item; True if this worker ran it."""
-        loaded = self._with_store(lambda: self.store.load_item(item_id))
-        if loaded is None or loaded.item.status != ItemStatus.READY:
-            log.debug("worker %s: item %d is not READY; skipped", self.label, item_id)
-            return False
-        if loaded.task_status == TaskStatus.CANCELLED:
-            return False  # the scheduler marks it CANCELLED
-        if loaded.route != self.route.sub_type:
-            log.warning("worker %s: item %d is for sub_type %s; skipped", self.label, item_id, loaded.route)
-            return False
-        item = loaded.item
-        attempt = remarks.next_attempt(item.remark)
-        token = remarks.claim_token(self.host, self.pid, attempt)
-        self.stop.busy = True
+        """Claim and export one item; True if this worker ran it.
+
+        The claim takes only a READY item of a task not cancelled, routed to this
+        subtype: a duplicate delivery, or an item already taken, is skipped.
+        """
+        self.stop.busy = True  # from here a stop request lets the claim and the export finish
         try:
-            if not self._with_store(lambda: self.store.claim_item(item_id, token)):
+            claim = self._with_store(lambda: self.store.claim(item_id, self.owner, self.route.sub_type))
+            if claim is None:
+                log.debug("worker %s: item %d is not ours to run; skipped", self.label, item_id)
                 return False
+            item, token, attempt = claim.item, claim.token, claim.attempt
             self.slot.write(SlotState.ITEM, item_id, attempt)
-            log.info(
+            log.debug(
                 "item %d (task %d): started by %s, attempt %d", item_id, item.task_id, self.label, attempt
             )
             outcome = outcomes.run_item(self.handler, item)

@@ -1,18 +1,18 @@
-"""Redis lists as the wake-up channel.
+"""Redis as the wake-up channel: one sorted set per subtype.
 
 Key schema (all under `key_prefix`, default `dl:`):
 
-    {prefix}q:{queue_key}   list    messages `i:ID` / `s:ID`; RPUSH, BLPOP (oldest first)
-    {prefix}p:{queue_key}   zset    message -> push time (ms): what sits in the list, so
-                                    re-sending READY work never duplicates it
+    {prefix}q:{queue_key}   zset    message `i:ID` / `s:ID` -> push time (ms); ZADD NX,
+                                    BZPOPMIN (oldest first)
     {prefix}subtypes        hash    sub_type -> JSON registration of a live subtype
     {prefix}scheduler       string  the elected scheduler's id, with a TTL (election.py)
 
-Pushes are one Lua script per queue (check pending, push, mark), so a message
-is never in the list twice.  While work keeps coming, a pop is one round trip
-(a script: LPOP and unmark); a worker that had to wait blocks in BLPOP, then
-unmarks what it got (ZREM).  Nothing here is the record of anything: FLUSHALL
-loses wake-ups only, and the scheduler re-sends READY work.
+A sorted set holds a message at most once, so re-sending READY work (the
+scheduler's re-dispatch, two schedulers at once) never queues it twice, and
+NX keeps a re-sent message in its place.  BZPOPMIN takes the oldest message
+and removes it in one atomic step: a pop is one round trip, and nothing is
+left marked if the popper dies right after.  Nothing here is the record of
+anything: FLUSHALL loses wake-ups only, and the scheduler re-sends READY work.
 """
 
 from __future__ import annotations
@@ -26,35 +26,6 @@ import redis
 from dlsupervisor.config import RedisSettings
 from dlsupervisor.errors import QueueUnavailable
 from dlsupervisor.store import Registration
-
-# A message pending longer than this may be pushed again (its popper may have died
-# between BLPOP and ZREM); a backlog older than this costs a duplicate wake-up, which
-# the claim turns into a no-op.
-PENDING_STALE_MS = 60_000
-
-_PUSH = """
-local now = tonumber(ARGV[1])
-local stale = tonumber(ARGV[2])
-local pushed = 0
-for i = 3, #ARGV do
-  local score = redis.call('ZSCORE', KEYS[2], ARGV[i])
-  if (not score) or (tonumber(score) < now - stale) then
-    redis.call('ZADD', KEYS[2], now, ARGV[i])
-    redis.call('RPUSH', KEYS[1], ARGV[i])
-    pushed = pushed + 1
-  end
-end
-return pushed
-"""
-
-# Take the oldest message and unmark it, if there is one.
-_POP = """
-local message = redis.call('LPOP', KEYS[1])
-if message then
-  redis.call('ZREM', KEYS[2], message)
-end
-return message
-"""
 
 _ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
@@ -73,43 +44,30 @@ class RedisQueue:
     def __init__(self, settings: RedisSettings, *, timeout: float = 10.0) -> None:
         self.prefix = settings.key_prefix
         self._client = connect(settings.url, timeout=timeout)
-        self._push = self._client.register_script(_PUSH)
-        self._pop = self._client.register_script(_POP)
-        self._hot = False  # the last pop found work: try the non-blocking pop first
 
-    def list_key(self, queue_key: str) -> str:
+    def queue_key(self, queue_key: str) -> str:
         return f"{self.prefix}q:{queue_key}"
-
-    def pending_key(self, queue_key: str) -> str:
-        return f"{self.prefix}p:{queue_key}"
 
     @property
     def registry_key(self) -> str:
         return f"{self.prefix}subtypes"
 
     def push(self, queue_key: str, messages: Sequence[str]) -> int:
+        """Queue what is not queued yet; returns how many were new."""
         if not messages:
             return 0
-        keys = [self.list_key(queue_key), self.pending_key(queue_key)]
         now_ms = int(time.time() * 1000)
         try:
-            return int(self._push(keys=keys, args=[now_ms, PENDING_STALE_MS, *messages]))
+            return int(self._client.zadd(self.queue_key(queue_key), dict.fromkeys(messages, now_ms), nx=True))
         except _ERRORS as exc:
             raise QueueUnavailable(f"redis: {exc}") from exc
 
     def pop(self, route: Registration, timeout: float) -> str | None:
-        keys = [self.list_key(route.queue_key), self.pending_key(route.queue_key)]
         try:
-            message = self._pop(keys=keys) if self._hot else None
-            if message is None:
-                popped = self._client.blpop([keys[0]], timeout=timeout)
-                message = popped[1] if popped is not None else None
-                if message is not None:
-                    self._client.zrem(keys[1], message)
+            popped = self._client.bzpopmin([self.queue_key(route.queue_key)], timeout=timeout)
         except _ERRORS as exc:
             raise QueueUnavailable(f"redis: {exc}") from exc
-        self._hot = message is not None
-        return message
+        return popped[1] if popped is not None else None
 
     def register(self, reg: Registration) -> None:
         value = json.dumps({**reg.__dict__, "seen": time.time()})

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from dlsupervisor import remarks
 from dlsupervisor.config import DatabaseSettings
 from dlsupervisor.model import DownloadItem, DownloadTaskMain
 
@@ -36,10 +37,12 @@ class ItemRef:
 
 
 @dataclass(frozen=True)
-class LoadedItem:
+class Claim:
+    """An item this worker now holds: the row as claimed, and the token that fences its writes."""
+
     item: DownloadItem
-    task_status: int | None
-    route: int | None
+    token: str
+    attempt: int
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,15 @@ TASK_INSERT_COLUMNS = (
 ITEM_INSERT_COLUMNS = ("task_id", "org_id", "type", "file_name", "target_id", "expire_time", "data")
 
 
+def claim_of(row: dict[str, Any] | None, owner: str) -> Claim | None:
+    """The claim in a row read back after claiming, if `owner` holds it (also after a retried
+    claim whose first try reached the database but whose answer was lost)."""
+    token = (row or {}).get("remark") or ""
+    if row is None or row["status"] != 1 or not token.startswith(f"{remarks.RUNNING_ON}{owner} attempt "):
+        return None
+    return Claim(DownloadItem(row), token, remarks.attempt_of(token))
+
+
 def item_refs(rows: Iterable[dict[str, Any]]) -> list[ItemRef]:
     return [ItemRef(r["id"], r["task_id"], r["route"]) for r in rows]
 
@@ -133,8 +145,7 @@ class Store(Protocol):
     def count_download(self, item_id: int, limit: int | None) -> tuple[bool, int, int] | None: ...
 
     # -- worker ----------------------------------------------------------------------
-    def load_item(self, item_id: int) -> LoadedItem | None: ...
-    def claim_item(self, item_id: int, token: str) -> bool: ...
+    def claim(self, item_id: int, owner: str, route: int) -> Claim | None: ...
     def record(self, item_id: int, token: str, outcome: Outcome, file_ttl: int) -> bool: ...
     def load_task(self, task_id: int) -> DownloadTaskMain | None: ...
     def claim_split(self, task_id: int, token: str, lease: float) -> bool: ...

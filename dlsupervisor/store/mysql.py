@@ -23,13 +23,14 @@ from dlsupervisor.model import DownloadItem, DownloadTaskMain
 from dlsupervisor.store import (
     ITEM_INSERT_COLUMNS,
     TASK_INSERT_COLUMNS,
+    Claim,
     ItemRef,
-    LoadedItem,
     Outcome,
     Registration,
     Tally,
     TaskSummary,
     case_args,
+    claim_of,
     item_refs,
     registrations_of,
     split_closures,
@@ -66,6 +67,14 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, pymysql.err.OperationalError) and code in _RETRYABLE_CODES
 
 
+def _insert_sql(table: str, columns: Sequence[str], row: Any, **expressions: str) -> tuple[str, list[Any]]:
+    """INSERT of the row's non-None columns; `expressions` are SQL for columns (our constants)."""
+    present = [c for c in columns if c not in expressions and getattr(row, c, None) is not None]
+    names = ", ".join(f"`{c}`" for c in [*expressions, *present])
+    values = ", ".join([*expressions.values(), *["%s"] * len(present)])
+    return f"INSERT INTO `{table}` ({names}) VALUES ({values})", [getattr(row, c) for c in present]
+
+
 def schema_statements() -> list[str]:
     """schema.sql split into statements (it holds no semicolons inside strings)."""
     text = resources.files("dlsupervisor").joinpath("schema.sql").read_text(encoding="utf-8")
@@ -90,7 +99,7 @@ class MySQLStore:
             database=self._db.name,
             charset="utf8mb4",
             autocommit=True,
-            client_flag=CLIENT.FOUND_ROWS,
+            client_flag=CLIENT.FOUND_ROWS | CLIENT.MULTI_STATEMENTS,
             connect_timeout=min(self._timeout, 10),
             read_timeout=self._timeout,
             write_timeout=self._timeout,
@@ -156,24 +165,27 @@ class MySQLStore:
                 cursor.execute(statement)
 
     def submit(self, task: DownloadTaskMain, item: DownloadItem | None) -> tuple[int, int | None]:
-        with self._transaction() as cursor:
-            task_id = self._insert(cursor, "download_task_main", TASK_INSERT_COLUMNS, task)
-            item_id = None
-            if item is not None:
-                item.task_id = task_id
-                item_id = self._insert(cursor, "download_item", ITEM_INSERT_COLUMNS, item)
-        return task_id, item_id
-
-    @staticmethod
-    def _insert(cursor: Any, table: str, columns: Sequence[str], row: Any) -> int:
-        present = [c for c in columns if getattr(row, c, None) is not None]
-        names = ", ".join(f"`{c}`" for c in present)
-        marks = ", ".join(["%s"] * len(present))
-        cursor.execute(
-            f"INSERT INTO `{table}` ({names}) VALUES ({marks})",
-            [getattr(row, c) for c in present],
-        )
-        return int(cursor.lastrowid)
+        """The task and its item in one transaction, sent as one packet (one round trip)."""
+        task_sql, args = _insert_sql("download_task_main", TASK_INSERT_COLUMNS, task)
+        statements = ["BEGIN", task_sql]
+        if item is not None:
+            item_sql, item_args = _insert_sql(
+                "download_item", ITEM_INSERT_COLUMNS, item, task_id="LAST_INSERT_ID()"
+            )
+            statements.append(item_sql)
+            args += item_args
+        statements.append("COMMIT")
+        with self._cursor() as cursor:
+            try:
+                cursor.execute("; ".join(statements), args)
+                ids = []
+                while cursor.nextset():
+                    ids.append(int(cursor.lastrowid))
+            except pymysql.err.MySQLError:
+                with contextlib.suppress(pymysql.err.MySQLError):
+                    cursor.execute("ROLLBACK")  # a statement failed: the rest did not run
+                raise
+        return ids[0], ids[1] if item is not None else None
 
     def list_tasks(self, status: int | None, limit: int) -> list[TaskSummary]:
         if status is None:
@@ -202,27 +214,23 @@ class MySQLStore:
 
     # -- worker ------------------------------------------------------------------------
 
-    def load_item(self, item_id: int) -> LoadedItem | None:
-        rows = self._query(
-            "SELECT i.*, t.status AS task_status, COALESCE(i.type, t.sub_type) AS route "
-            "FROM download_item i LEFT JOIN download_task_main t ON t.id = i.task_id "
-            "WHERE i.id = %s",
-            (item_id,),
-        )
-        if not rows:
-            return None
-        row = rows[0]
-        return LoadedItem(DownloadItem(row), row["task_status"], row["route"])
-
-    def claim_item(self, item_id: int, token: str) -> bool:
-        return (
-            self._execute(
-                "UPDATE download_item SET status = 1, remark = %s, last_updated_time = NOW(3) "
-                "WHERE id = %s AND (status = 0 OR (status = 1 AND remark = %s))",
-                (token, item_id, token),
+    def claim(self, item_id: int, owner: str, route: int) -> Claim | None:
+        """Claim a READY item of a task not cancelled, routed to `route`, and read it back:
+        two statements in one round trip.  The token's attempt number is the one the last
+        requeue wrote, plus one (remarks.requeue_outcome's format)."""
+        with self._cursor() as cursor:
+            cursor.execute(
+                "UPDATE download_item i SET i.status = 1, i.last_updated_time = NOW(3), "
+                "i.remark = CONCAT('running on ', %(owner)s, ' attempt ', 1 + "
+                "IF(i.remark LIKE 'requeued:%%', "
+                "CAST(SUBSTRING_INDEX(SUBSTRING_INDEX(i.remark, '(attempt ', -1), ' ', 1) AS UNSIGNED), 0)) "
+                "WHERE i.id = %(id)s AND i.status = 0 AND EXISTS (SELECT 1 FROM download_task_main t "
+                "WHERE t.id = i.task_id AND t.status <> 4 AND COALESCE(i.type, t.sub_type) = %(route)s); "
+                "SELECT * FROM download_item WHERE id = %(id)s",
+                {"owner": owner, "id": item_id, "route": route},
             )
-            == 1
-        )
+            cursor.nextset()
+            return claim_of(cursor.fetchone(), owner)
 
     def record(self, item_id: int, token: str, outcome: Outcome, file_ttl: int) -> bool:
         if outcome.status == 2:

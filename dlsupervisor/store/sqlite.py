@@ -35,19 +35,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from dlsupervisor import remarks
 from dlsupervisor.config import DatabaseSettings
 from dlsupervisor.errors import StoreUnavailable
 from dlsupervisor.model import DownloadItem, DownloadTaskMain
 from dlsupervisor.store import (
     ITEM_INSERT_COLUMNS,
     TASK_INSERT_COLUMNS,
+    Claim,
     ItemRef,
-    LoadedItem,
     Outcome,
     Registration,
     Tally,
     TaskSummary,
     case_args,
+    claim_of,
     item_refs,
     registrations_of,
     split_closures,
@@ -303,27 +305,23 @@ class SQLiteStore:
 
     # -- worker ------------------------------------------------------------------------
 
-    def load_item(self, item_id: int) -> LoadedItem | None:
-        rows = self._query(
-            "SELECT i.*, t.status AS task_status, COALESCE(i.type, t.sub_type) AS route "
-            "FROM download_item i LEFT JOIN download_task_main t ON t.id = i.task_id "
-            "WHERE i.id = ?",
-            (item_id,),
-        )
-        if not rows:
-            return None
-        row = rows[0]
-        return LoadedItem(DownloadItem(row), row["task_status"], row["route"])
-
-    def claim_item(self, item_id: int, token: str) -> bool:
-        return (
-            self._execute(
-                f"UPDATE download_item SET status = 1, remark = ?, last_updated_time = {NOW} "
-                "WHERE id = ? AND (status = 0 OR (status = 1 AND remark = ?))",
-                (token, item_id, token),
-            )
-            == 1
-        )
+    def claim(self, item_id: int, owner: str, route: int) -> Claim | None:
+        """Claim a READY item of a task not cancelled, routed to `route`, and read it back."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT i.status, i.remark, t.status AS task_status, COALESCE(i.type, t.sub_type) AS route "
+                "FROM download_item i JOIN download_task_main t ON t.id = i.task_id WHERE i.id = ?",
+                (item_id,),
+            ).fetchone()
+            if row and row["status"] == 0 and row["task_status"] != 4 and row["route"] == route:
+                token = f"{remarks.RUNNING_ON}{owner} attempt {remarks.next_attempt(row['remark'])}"
+                conn.execute(
+                    f"UPDATE download_item SET status = 1, remark = ?, last_updated_time = {NOW} "
+                    "WHERE id = ? AND +status = 0",
+                    (token, item_id),
+                )
+            claimed = conn.execute("SELECT * FROM download_item WHERE id = ?", (item_id,)).fetchone()
+        return claim_of(claimed, owner)
 
     def record(self, item_id: int, token: str, outcome: Outcome, file_ttl: int) -> bool:
         if outcome.status == 2:

@@ -160,7 +160,7 @@ def test_redis_never_holds_the_same_wake_up_twice(mysql_env):
     env = mysql_env
     assert env.queue.push("behaviour", ["i:1", "i:2"]) == 2
     assert env.queue.push("behaviour", ["i:1", "i:2", "i:3"]) == 1
-    assert env.queue.client.lrange(env.queue.list_key("behaviour"), 0, -1) == ["i:1", "i:2", "i:3"]
+    assert env.queue.client.zrange(env.queue.queue_key("behaviour"), 0, -1) == ["i:1", "i:2", "i:3"]
 
 
 def test_submit_wakes_an_idle_worker_without_a_scheduler_pass(env):

@@ -28,9 +28,7 @@ def test_each_requeue_is_counted_in_the_database_and_the_third_gives_up(env):
     scheduler.tick()
     seen = []
     for host in ("host-a", "host-b", "host-c"):
-        remark = env.db.item(item_id)["remark"]
-        token = remarks.claim_token(host, 1234, remarks.next_attempt(remark))
-        assert env.store.claim_item(item_id, token)
+        assert env.store.claim(item_id, remarks.owner(host, 1234), 15) is not None
         env.db.age("download_item", item_id, lease + 1)  # its host died: no more heartbeats
         assert scheduler.tick().requeued == 1
         item = env.db.item(item_id)
@@ -49,8 +47,7 @@ def test_an_item_whose_owner_heartbeats_is_never_taken(env):
     env.write_config(scheduler={"lease": 1})
     scheduler = env.scheduler()
     task_id, (item_id,) = env.new_task({"do": "ok"})
-    token = remarks.claim_token("busy-host", 99, 1)
-    assert env.store.claim_item(item_id, token)
+    token = env.store.claim(item_id, remarks.owner("busy-host", 99), 15).token
     for _ in range(3):
         env.db.age("download_item", item_id, 0.9)  # close to the lease, but not past it
         env.store.heartbeat([item_id], [])  # the owner's master says it is alive

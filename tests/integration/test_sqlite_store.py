@@ -56,12 +56,12 @@ def test_a_write_lock_held_past_the_busy_timeout_is_an_outage_not_a_crash(sqlite
         env.db.execute("BEGIN IMMEDIATE")
         try:
             with pytest.raises(StoreUnavailable, match="database is locked"):
-                store.claim_item(item_id, "running on x:1 attempt 1")
+                store.claim(item_id, "x:1", 15)
             with pytest.raises(StoreUnavailable, match="database is locked"):
                 store.expire(3600, 10)
         finally:
             env.db.execute("ROLLBACK")
-        assert store.claim_item(item_id, "running on x:1 attempt 1") is True
+        assert store.claim(item_id, "x:1", 15).token == "running on x:1 attempt 1"
     finally:
         store.close()
 

@@ -15,11 +15,13 @@ from dlsupervisor import remarks
 from dlsupervisor.model import DownloadItem, ItemStatus, TaskStatus
 from dlsupervisor.store import Outcome, Tally, open_store
 
+A, B = remarks.owner("host-a", 101), remarks.owner("host-b", 202)
 TOKEN = remarks.claim_token("host-a", 101, 1)
 OTHER = remarks.claim_token("host-b", 202, 1)
 DONE = Outcome(int(ItemStatus.DONE), None, "file:///x.csv", "0" * 32, "x.csv")
 LONG_AGO = dt.datetime(2001, 2, 3, 4, 5, 6)
 FAR_AHEAD = dt.datetime(2037, 6, 7, 8, 9, 10)  # within MySQL's TIMESTAMP range
+ROUTE = 15
 
 
 def one_item(env, status: int = 0, **cols) -> int:
@@ -39,12 +41,14 @@ def split_items(task_id: int, count: int) -> list[DownloadItem]:
 # -- claim ------------------------------------------------------------------------------
 
 
-def test_claim_takes_a_ready_item_and_marks_its_owner(env):
+def test_claim_takes_a_ready_item_marks_its_owner_and_reads_it_back(env):
     item_id = one_item(env)
-    assert env.store.claim_item(item_id, TOKEN) is True
+    claim = env.store.claim(item_id, A, ROUTE)
+    assert (claim.token, claim.attempt) == (TOKEN, 1)
+    assert (claim.item.id, claim.item.status, claim.item.remark) == (item_id, 1, TOKEN)
+    assert isinstance(claim.item.created_time, dt.datetime)
     row = env.db.item(item_id)
-    assert row["status"] == ItemStatus.PROCESSING
-    assert row["remark"] == TOKEN
+    assert (row["status"], row["remark"]) == (ItemStatus.PROCESSING, TOKEN)
 
 
 @pytest.mark.parametrize(
@@ -53,21 +57,35 @@ def test_claim_takes_a_ready_item_and_marks_its_owner(env):
 def test_claim_never_takes_an_item_that_is_not_ready(env, status):
     item_id = one_item(env, int(status), remark="kept")
     before = env.db.item(item_id)
-    assert env.store.claim_item(item_id, TOKEN) is False
+    assert env.store.claim(item_id, A, ROUTE) is None
     assert env.db.item(item_id) == before
 
 
-def test_a_claim_retried_with_the_same_token_succeeds_and_another_token_fails(env):
+def test_claim_skips_items_of_cancelled_tasks_and_items_routed_elsewhere(env):
+    task_id, (cancelled,) = env.new_task({"do": "ok"}, status=4)
+    assert env.store.claim(cancelled, A, ROUTE) is None
+    other = one_item(env)
+    assert env.store.claim(other, A, 16) is None
+    assert env.db.item(cancelled)["status"] == env.db.item(other)["status"] == ItemStatus.READY
+
+
+def test_a_claim_retried_by_its_owner_succeeds_and_another_owner_fails(env):
     """A retry after a lost reply is idempotent; a second worker never gets the item."""
     item_id = one_item(env)
-    assert env.store.claim_item(item_id, TOKEN) is True
-    assert env.store.claim_item(item_id, TOKEN) is True, "a retried claim must count as ours"
-    assert env.store.claim_item(item_id, OTHER) is False
+    assert env.store.claim(item_id, A, ROUTE).token == TOKEN
+    assert env.store.claim(item_id, A, ROUTE).token == TOKEN, "a retried claim must count as ours"
+    assert env.store.claim(item_id, B, ROUTE) is None
     assert env.db.item(item_id)["remark"] == TOKEN
 
 
+def test_a_claim_counts_on_from_the_last_requeue(env):
+    item_id = one_item(env, 0, remark="requeued: owner lost (no heartbeat for 60s) (attempt 2 of 3)")
+    claim = env.store.claim(item_id, A, ROUTE)
+    assert (claim.attempt, claim.token) == (3, remarks.claim_token("host-a", 101, 3))
+
+
 def test_claiming_a_missing_item_fails(env):
-    assert env.store.claim_item(987654, TOKEN) is False
+    assert env.store.claim(987654, A, ROUTE) is None
 
 
 # -- record -----------------------------------------------------------------------------
@@ -75,7 +93,7 @@ def test_claiming_a_missing_item_fails(env):
 
 def test_record_with_the_claim_token_finishes_the_item(env):
     item_id = one_item(env)
-    env.store.claim_item(item_id, TOKEN)
+    env.store.claim(item_id, A, ROUTE)
     assert env.store.record(item_id, TOKEN, DONE, file_ttl=3600) is True
     row = env.db.item(item_id)
     assert (row["status"], row["url"], row["file_name"], row["remark"]) == (2, "file:///x.csv", "x.csv", None)
@@ -85,21 +103,22 @@ def test_record_with_the_claim_token_finishes_the_item(env):
 def test_a_late_result_from_a_killed_export_never_overwrites(env):
     """The first owner was requeued and a second owner took the item: the first's result is stale."""
     item_id = one_item(env)
-    env.store.claim_item(item_id, TOKEN)
+    env.store.claim(item_id, A, ROUTE)
     assert env.store.requeue(item_id, TOKEN, 0, "requeued: test (attempt 1 of 3)", None) is True
-    assert env.store.claim_item(item_id, OTHER) is True
+    second = env.store.claim(item_id, B, ROUTE)
+    assert (second.token, second.attempt) == (remarks.claim_token("host-b", 202, 2), 2)
     before = env.db.item(item_id)
     assert env.store.record(item_id, TOKEN, DONE, file_ttl=3600) is False
     failed = Outcome(int(ItemStatus.FAILED), "export failed: late")
     assert env.store.record(item_id, TOKEN, failed, file_ttl=3600) is False
     assert env.db.item(item_id) == before
-    assert env.store.record(item_id, OTHER, DONE, file_ttl=3600) is True
+    assert env.store.record(item_id, second.token, DONE, file_ttl=3600) is True
 
 
 def test_record_on_an_item_no_longer_processing_changes_nothing(env):
     """Cancelled (or failed by a timeout) while the export ran: the outcome stays."""
     item_id = one_item(env)
-    env.store.claim_item(item_id, TOKEN)
+    env.store.claim(item_id, A, ROUTE)
     env.db.execute("UPDATE download_item SET status = 4 WHERE id = %s", (item_id,))
     before = env.db.item(item_id)
     assert env.store.record(item_id, TOKEN, DONE, file_ttl=3600) is False
@@ -111,7 +130,7 @@ def test_record_on_an_item_no_longer_processing_changes_nothing(env):
 
 def test_requeue_needs_the_owners_token(env):
     item_id = one_item(env)
-    env.store.claim_item(item_id, TOKEN)
+    env.store.claim(item_id, A, ROUTE)
     assert env.store.requeue(item_id, OTHER, 0, "requeued: x", None) is False
     assert env.db.item(item_id)["status"] == ItemStatus.PROCESSING
     assert env.store.requeue(item_id, TOKEN, 0, "requeued: x", None) is True
@@ -121,7 +140,7 @@ def test_requeue_needs_the_owners_token(env):
 
 def test_requeue_with_a_lease_leaves_an_item_with_a_fresh_heartbeat(env):
     item_id = one_item(env)
-    env.store.claim_item(item_id, TOKEN)
+    env.store.claim(item_id, A, ROUTE)
     assert env.store.requeue(item_id, TOKEN, 0, "requeued: x", lease=60) is False
     env.db.age("download_item", item_id, 120)
     env.store.heartbeat([item_id], [])  # the owner's heartbeat lands first
@@ -274,12 +293,8 @@ def test_fail_items_and_mark_tasks_processing_only_move_ready_rows(env):
 
 def test_loaded_rows_carry_datetimes_on_every_backend(env):
     task_id, (item_id,) = env.new_task({"do": "ok"})
-    loaded = env.store.load_item(item_id)
-    assert loaded.task_status == TaskStatus.READY and loaded.route == 15
-    assert isinstance(loaded.item.created_time, dt.datetime)
-    assert isinstance(loaded.item.last_updated_time, dt.datetime)
     task = env.store.load_task(task_id)
-    assert isinstance(task.created_time, dt.datetime)
+    assert isinstance(task.created_time, dt.datetime) and isinstance(task.last_updated_time, dt.datetime)
     assert env.store.held_states([item_id]) == {item_id: (0, None, 0)}
 
 
@@ -331,3 +346,19 @@ def test_downloads_are_counted_and_the_limit_expires_the_item_and_its_task(env):
     env.db.execute("UPDATE download_item SET status = 2 WHERE id = %s", (unlimited,))
     assert env.store.count_download(unlimited, None) == (True, 2, 1)
     assert env.db.item(unlimited)["status"] == 2
+
+
+def test_a_submit_that_fails_leaves_nothing_and_the_store_usable(env):
+    from dlsupervisor.model import DownloadTaskMain
+
+    def task(data):
+        return DownloadTaskMain(
+            org_id=1, task_name="t", platform=0, type=10, sub_type=15, status=1, data=data
+        )
+
+    with pytest.raises(Exception):  # noqa: B017 - the driver's own error: org_id is NOT NULL
+        env.store.submit(task("{}"), DownloadItem(type=15, data="{}"))
+    assert env.db.execute("SELECT COUNT(*) AS n FROM download_task_main")[0]["n"] == 0
+    task_id, item_id = env.store.submit(task('{"ok": 1}'), DownloadItem(org_id=1, type=15, data='{"ok": 1}'))
+    assert env.db.item(item_id)["task_id"] == task_id
+    assert env.db.execute("SELECT COUNT(*) AS n FROM download_task_main")[0]["n"] == 1
