@@ -1,9 +1,9 @@
 """The per-item database work the peers and the raw ceiling do: dlsupervisor's own statements.
 
-The claim and the success update are the ones in dlsupervisor/store/mysql.py
-(`claim_item`, `record`), on a connection set up the same way (autocommit,
-FOUND_ROWS, utf8mb4).  dlsupervisor's worker also reads the item first
-(`load_item`), since its queue carries only ids; the peers get the item's data
+The claim and the success update are those of dlsupervisor/store/mysql.py (`claim`
+without its read-back, and `record`), on a connection set up the same way
+(autocommit, FOUND_ROWS, utf8mb4).  dlsupervisor's claim also reads the item back,
+in the same packet, since its queue carries only ids; the peers get the item's data
 in their message and skip that read.
 """
 
