@@ -40,14 +40,6 @@ class TaskStatus(IntEnum):
     CANCEL = 4
 
 
-ITEM_TERMINAL = (
-    ItemStatus.DONE,
-    ItemStatus.EXPIRED,
-    ItemStatus.FAILED,
-    ItemStatus.CANCELLED,
-)
-
-
 class Model:
     """A row: every column an attribute, None when absent."""
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import pytest
 
 from tests.helpers import services
@@ -30,34 +33,32 @@ def make_env(backend: str, tmp_path) -> tuple[Env, callable]:
     raise ValueError(backend)
 
 
+@contextlib.contextmanager
+def environment(backend: str, tmp_path) -> Iterator[Env]:
+    env, cleanup = make_env(backend, tmp_path)
+    try:
+        yield env
+    finally:
+        env.close()
+        cleanup()
+
+
 @pytest.fixture(params=BACKENDS)
 def env(request, tmp_path):
-    environment, cleanup = make_env(request.param, tmp_path)
-    try:
-        yield environment
-    finally:
-        environment.close()
-        cleanup()
+    with environment(request.param, tmp_path) as built:
+        yield built
 
 
 @pytest.fixture
 def mysql_env(tmp_path):
-    environment, cleanup = make_env("mysql", tmp_path)
-    try:
-        yield environment
-    finally:
-        environment.close()
-        cleanup()
+    with environment("mysql", tmp_path) as built:
+        yield built
 
 
 @pytest.fixture
 def sqlite_env(tmp_path):
-    environment, cleanup = make_env("sqlite", tmp_path)
-    try:
-        yield environment
-    finally:
-        environment.close()
-        cleanup()
+    with environment("sqlite", tmp_path) as built:
+        yield built
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import random
 import time
 from collections.abc import Sequence
 
+from dlsupervisor.queue import item_message, split_message
 from dlsupervisor.store import Registration, Store
 
 POLL_INTERVAL = 0.05
@@ -29,13 +30,21 @@ class PollingQueue:
     def pop(self, route: Registration, timeout: float) -> str | None:
         deadline = time.monotonic() + timeout
         while True:
-            work = self._store.next_work(route.sub_type, route.multi, self._lease, CANDIDATES)
+            work = self._work(route)
             if work:
                 return random.choice(work)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
             time.sleep(min(self._poll, remaining))
+
+    def _work(self, route: Registration) -> list[str]:
+        """Messages for what the store holds READY for this subtype: items, then splits."""
+        work = [item_message(i) for i in self._store.ready_items(route.sub_type, CANDIDATES)]
+        if route.multi and len(work) < CANDIDATES:
+            tasks = self._store.splittable_tasks((route.sub_type,), self._lease, CANDIDATES - len(work))
+            work += [split_message(task_id) for task_id, _ in tasks]
+        return work
 
     def register(self, reg: Registration) -> None:
         self._store.register(reg)

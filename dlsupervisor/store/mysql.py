@@ -293,18 +293,15 @@ class MySQLStore:
             == 1
         )
 
-    def next_work(self, sub_type: int, multi: bool, lease: float, limit: int) -> list[str]:
+    def ready_items(self, sub_type: int, limit: int) -> list[int]:
+        """READY items of PROCESSING tasks routed to `sub_type`: what a polling worker may take."""
         rows = self._query(
             "SELECT i.id FROM download_item i JOIN download_task_main t ON t.id = i.task_id "
             "WHERE i.status = 0 AND t.status = 1 AND COALESCE(i.type, t.sub_type) = %s "
             "ORDER BY i.last_updated_time LIMIT %s",
             (sub_type, limit),
         )
-        work = [f"i:{row['id']}" for row in rows]
-        if multi and len(work) < limit:
-            tasks = self.splittable_tasks((sub_type,), lease, limit - len(work))
-            work += [f"s:{task_id}" for task_id, _ in tasks]
-        return work
+        return [row["id"] for row in rows]
 
     # -- registry ----------------------------------------------------------------------
 
