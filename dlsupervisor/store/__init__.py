@@ -76,18 +76,10 @@ class TaskSummary:
 
 # -- what both stores share: the columns they insert, and rows shaped into results ------------
 
-TASK_INSERT_COLUMNS = (
-    "org_id",
-    "task_name",
-    "platform",
-    "type",
-    "sub_type",
-    "description",
-    "status",
-    "top",
-    "data",
-    "notify",
-    "created_by",
+TASK_INSERT_COLUMNS = tuple(
+    name
+    for name in DownloadTaskMain.FIELDS
+    if name not in ("id", "remark", "created_time", "last_updated_time")
 )
 ITEM_INSERT_COLUMNS = ("task_id", "org_id", "type", "file_name", "target_id", "expire_time", "data")
 
