@@ -19,6 +19,7 @@ import psutil
 
 from dlsupervisor import statusfile
 from tests.helpers.env import config_text
+from tests.helpers.sessions import kill_session, session_pids
 from tests.helpers.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,20 +100,12 @@ class Daemon:
         self.kill_session()
 
     def session_pids(self) -> list[int]:
-        found = []
-        for proc in psutil.process_iter():
-            with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
-                if proc.pid != os.getpid() and os.getsid(proc.pid) == self.sid and proc.status() != "zombie":
-                    found.append(proc.pid)
-        return found
+        return session_pids(self.sid)
 
     def kill_session(self) -> list[int]:
         if self.sid is None:
             return []
-        left = self.session_pids()
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        left = kill_session(self.sid)
         if self.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(5)

@@ -11,20 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psutil
-
 from tests.helpers.daemon import REPO, title
+from tests.helpers.sessions import kill_session, session_pids
 from tests.helpers.wait import wait_until
-
-
-def session_pids(sid: int) -> list[int]:
-    """Live (non-zombie) processes of session `sid`, other than this test."""
-    found = []
-    for proc in psutil.process_iter():
-        with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
-            if proc.pid != os.getpid() and os.getsid(proc.pid) == sid and proc.status() != "zombie":
-                found.append(proc.pid)
-    return found
 
 
 class Script:
@@ -74,10 +63,7 @@ class Script:
             self.proc.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(20)
-        left = session_pids(self.proc.pid)
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        left = kill_session(self.proc.pid)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
         return left

@@ -295,29 +295,32 @@ def test_sighup_scale_down_retires_idle_workers_first(env, daemon):
     d.wait_task(task_id, status=TaskStatus.DONE)
 
 
-def test_sighup_with_a_bad_file_logs_one_line_and_changes_nothing(env, daemon):
+@pytest.mark.parametrize(
+    "section, logged",
+    [
+        (
+            "[subtype:broken]\nhandler = tests.hooks.behaviours:Behaviour\nworkers = -1\n",
+            "[subtype:broken] workers",
+        ),
+        (
+            "[subtype:missing]\nhandler = tests.hooks.nowhere:Gone\n",
+            "[subtype:missing] handler: cannot import",
+        ),
+    ],
+    ids=["bad value", "handler cannot be imported"],
+)
+def test_sighup_with_a_bad_file_logs_one_line_and_changes_nothing(env, daemon, section, logged):
     d = daemon(**config(workers=1)).start()
     before = {name: c["pid"] for name, c in d.children().items()}
     with open(d.config_path, "a") as handle:
-        handle.write("\n[subtype:broken]\nhandler = tests.hooks.behaviours:Behaviour\nworkers = -1\n")
+        handle.write("\n" + section)
     d.signal(signal.SIGHUP)
     wait_until(lambda: "reload failed" in d.log_tail(), what="the reload failure line")
     lines = [line for line in d.log_tail().splitlines() if "reload failed" in line]
-    assert len(lines) == 1 and "[subtype:broken] workers" in lines[0], lines
+    assert len(lines) == 1 and logged in lines[0], lines
     assert {name: c["pid"] for name, c in d.children().items()} == before
     task_id, _ = submit(env, {"do": "ok"})
     d.wait_task(task_id, status=TaskStatus.DONE)
-
-
-def test_sighup_with_a_handler_that_cannot_be_imported_changes_nothing(env, daemon):
-    d = daemon(**config(workers=1)).start()
-    before = {name: c["pid"] for name, c in d.children().items()}
-    with open(d.config_path, "a") as handle:
-        handle.write("\n[subtype:missing]\nhandler = tests.hooks.nowhere:Gone\n")
-    d.signal(signal.SIGHUP)
-    wait_until(lambda: "reload failed" in d.log_tail(), what="the reload failure line")
-    assert "[subtype:missing] handler: cannot import tests.hooks.nowhere" in d.log_tail()
-    assert {name: c["pid"] for name, c in d.children().items()} == before
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
