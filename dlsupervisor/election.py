@@ -14,16 +14,13 @@ import os
 import socket
 import time
 import uuid
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
 import redis
 
 from dlsupervisor.config import Settings
 from dlsupervisor.errors import QueueUnavailable
-from dlsupervisor.store import Store
-
-if TYPE_CHECKING:
-    from dlsupervisor.queue import Queue
+from dlsupervisor.registry import RedisClientHolder
 
 # Keep the lease (ms) if it is still ours, else take it if free.
 _HOLD = """
@@ -47,6 +44,13 @@ return 0
 class Election(Protocol):
     def hold(self) -> bool: ...
     def release(self) -> None: ...
+
+
+class LockStore(Protocol):
+    """A store that holds a named lock for as long as its connection (or process) lives."""
+
+    def lead(self, name: str, ttl: float) -> bool: ...
+    def unlead(self, name: str) -> None: ...
 
 
 def identity() -> str:
@@ -83,7 +87,7 @@ class RedisElection:
 
 
 class StoreElection:
-    def __init__(self, store: Store, name: str, ttl: float) -> None:
+    def __init__(self, store: LockStore, name: str, ttl: float) -> None:
         self._store = store
         self._name = name
         self._ttl = ttl
@@ -95,7 +99,7 @@ class StoreElection:
         self._store.unlead(self._name)
 
 
-def open_election(settings: Settings, store: Store, work_queue: Queue) -> Election:
+def open_election(settings: Settings, store: LockStore, work_queue: RedisClientHolder | Any) -> Election:
     """The scheduler's election for this configuration, wherever the scheduler runs.
 
     The daemon's scheduler child and the standalone scheduler script must compete

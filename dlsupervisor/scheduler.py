@@ -19,6 +19,7 @@ from dlsupervisor import outcomes, queue, remarks
 from dlsupervisor.config import Settings
 from dlsupervisor.election import Election
 from dlsupervisor.errors import EX_ORPHANED, EX_RECYCLE
+from dlsupervisor.model import TaskStatus
 from dlsupervisor.queue import Queue
 from dlsupervisor.retry import UNAVAILABLE, Outage
 from dlsupervisor.store import ItemRef, Registration, Store
@@ -119,12 +120,12 @@ class Scheduler:
         refs = self.store.dispatchable_items(singles, self.conf.batch_size)
         if not refs:
             return 0, 0
-        unroutable = [ref for ref in refs if ref.route not in routes]
-        for route, ids in _group(unroutable).items():
-            remark = f"{remarks.INVALID_DATA} no worker serves item type {route}"
+        unroutable = [ref for ref in refs if ref.sub_type not in routes]
+        for sub_type, ids in _group(unroutable).items():
+            remark = f"{remarks.INVALID_DATA} no worker serves item type {sub_type}"
             self.store.fail_items(ids, remark)
             log.warning("items %s: failed: %s", _ids(ids), remark)
-        routed = [ref for ref in refs if ref.route in routes]
+        routed = [ref for ref in refs if ref.sub_type in routes]
         task_ids = sorted({ref.task_id for ref in refs})
         # PROCESSING first: should this process die before the push, the items are READY
         # in a PROCESSING task, which re-dispatch covers; the other order could strand a
@@ -164,9 +165,8 @@ class Scheduler:
         decisions = [outcomes.decide_task(t) for t in self.store.finished_tasks(self.conf.batch_size)]
         if decisions:
             self.store.close_tasks(decisions)
-        names = {2: "DONE", -1: "FAILED", 3: "EXPIRED"}
         for task_id, status, remark in decisions:
-            log.info("task %d: %s%s", task_id, names[status], f" ({remark})" if remark else "")
+            log.info("task %d: %s%s", task_id, TaskStatus(status).name, f" ({remark})" if remark else "")
         return decisions
 
     def expire(self) -> tuple[int, int]:
@@ -178,7 +178,7 @@ class Scheduler:
     def redispatch(self, routes: dict[int, Registration]) -> int:
         """READY items waiting longer than redispatch_after lost their wake-up: send it again."""
         refs = self.store.stale_ready_items(self.conf.redispatch_after, self.conf.batch_size)
-        sent = self._push(routes, [ref for ref in refs if ref.route in routes])
+        sent = self._push(routes, [ref for ref in refs if ref.sub_type in routes])
         if sent:
             log.info("re-sent %d waiting items", sent)
         return sent
@@ -197,15 +197,15 @@ class Scheduler:
 
     def _push(self, routes: dict[int, Registration], refs: Iterable[ItemRef]) -> int:
         pushed = 0
-        for route, ids in _group(refs).items():
-            pushed += self.queue.push(routes[route].queue_key, [queue.item_message(i) for i in ids])
+        for sub_type, ids in _group(refs).items():
+            pushed += self.queue.push(routes[sub_type].queue_key, [queue.item_message(i) for i in ids])
         return pushed
 
 
 def _group(refs: Iterable[ItemRef]) -> dict[int, list[int]]:
     grouped: dict[int, list[int]] = defaultdict(list)
     for ref in refs:
-        grouped[ref.route].append(ref.item_id)
+        grouped[ref.sub_type].append(ref.item_id)
     return grouped
 
 
