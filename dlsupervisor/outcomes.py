@@ -38,7 +38,7 @@ def check_data(item: DownloadItem) -> str | None:
     return None
 
 
-def run_item(handler: DownloadTaskBase, item: DownloadItem) -> Outcome:
+def export_item(handler: DownloadTaskBase, item: DownloadItem) -> Outcome:
     """Validate, then export; map every way it can end to an Outcome."""
     problem = check_data(item)
     if problem:

@@ -99,9 +99,10 @@ class DatabaseRegistry:
 
 
 def open_registry(
-    settings: Settings, store: RegistrationStore, work_queue: RedisClientHolder | Any
+    settings: Settings, store: RegistrationStore | Any, work_queue: RedisClientHolder | Any
 ) -> Registry:
-    """The registry beside this configuration's queue: the Redis queue's hash, else the database."""
+    """The registry beside this configuration's queue: the Redis queue's hash, else the database
+    (`store` then must be a RegistrationStore, as every store open_store returns is)."""
     if settings.redis is not None:
         return RedisRegistry(work_queue.client, settings.redis.key_prefix)
     return DatabaseRegistry(store)

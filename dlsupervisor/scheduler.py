@@ -21,9 +21,9 @@ from dlsupervisor.election import Election
 from dlsupervisor.errors import EX_ORPHANED, EX_RECYCLE
 from dlsupervisor.model import TaskStatus
 from dlsupervisor.queue import Queue
+from dlsupervisor.registry import REGISTRATION_MAX_AGE, Registration, Registry, open_registry
 from dlsupervisor.retry import UNAVAILABLE, Outage
-from dlsupervisor.store import ItemRef, Registration, Store
-from dlsupervisor.worker import REGISTRATION_MAX_AGE
+from dlsupervisor.store import ItemRef, SchedulerStore
 
 log = logging.getLogger("dlsupervisor.scheduler")
 
@@ -46,14 +46,18 @@ class Scheduler:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: SchedulerStore,
         work_queue: Queue,
         election: Election,
+        *,
+        registry: Registry | None = None,
     ) -> None:
+        """`registry` defaults to the one beside the queue (open_store's stores can hold it)."""
         self.settings = settings
         self.conf = settings.scheduler
         self.store = store
         self.queue = work_queue
+        self.registry = registry or open_registry(settings, store, work_queue)
         self.election = election
         self.leading = False
         self._warned_unserved: set[int] = set()
@@ -91,7 +95,7 @@ class Scheduler:
             return None
         if not self.store.has_work(self.conf.file_ttl):
             return PassReport()  # nothing active, nothing to expire: every step would find nothing
-        routes = {reg.sub_type: reg for reg in self.queue.registrations(REGISTRATION_MAX_AGE)}
+        routes = {reg.sub_type: reg for reg in self.registry.registrations(REGISTRATION_MAX_AGE)}
         report = PassReport()
         report.dispatched, report.unroutable = self.dispatch(routes)
         report.split_jobs = self.dispatch_splits(routes)

@@ -20,20 +20,9 @@ from dlsupervisor.config import DatabaseSettings
 from dlsupervisor.election import LockStore
 from dlsupervisor.model import DownloadItem, DownloadTaskMain
 from dlsupervisor.registry import Registration, RegistrationStore
-from dlsupervisor.store.records import (
-    ITEM_INSERT_COLUMNS,
-    TASK_INSERT_COLUMNS,
-    Claim,
-    Decision,
-    ItemRef,
-    Outcome,
-    Tally,
-    TaskSummary,
-)
+from dlsupervisor.store.records import Claim, Decision, ItemRef, Outcome, Tally, TaskSummary
 
 __all__ = [
-    "ITEM_INSERT_COLUMNS",
-    "TASK_INSERT_COLUMNS",
     "ApplicationStore",
     "Claim",
     "Decision",

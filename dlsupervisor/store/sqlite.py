@@ -24,10 +24,8 @@ use the indexes); loaded rows carry them as naive datetimes, as PyMySQL's do.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
-import socket
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ from typing import Any
 from urllib.parse import quote
 
 from dlsupervisor.config import DatabaseSettings
+from dlsupervisor.election import FileLock
 from dlsupervisor.errors import StoreUnavailable
 from dlsupervisor.store.sql import Dialect, Failure, SqlStore
 
@@ -168,8 +167,8 @@ class SQLiteStore(SqlStore):
         self._path = os.path.abspath(db.path)
         self._timeout = timeout
         self._conn: sqlite3.Connection | None = None
-        self._lock_fd: int | None = None
-        self._pid = os.getpid()  # the process that owns _conn and _lock_fd
+        self._lock = FileLock(self._path + ".scheduler.lock")
+        self._pid = os.getpid()  # the process that owns _conn
         self._inherited: list[sqlite3.Connection] = []  # a parent's, kept unused and unclosed
 
     @property
@@ -178,22 +177,18 @@ class SQLiteStore(SqlStore):
 
     @property
     def lock_path(self) -> str:
-        return self._path + ".scheduler.lock"
+        return self._lock.path
 
     # -- connection ------------------------------------------------------------------
 
     def _after_fork(self) -> None:
-        """Drop what a parent process held: never use its connection, never hold its lock."""
+        """Drop what a parent process held: never use its connection (FileLock drops its lock)."""
         if self._pid == os.getpid():
             return
         if self._conn is not None:
             # Closing it here could disturb the parent's locks; keep it alive, unused.
             self._inherited.append(self._conn)
             self._conn = None
-        if self._lock_fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._lock_fd)  # our copy only: the parent's flock stays
-            self._lock_fd = None
         self._pid = os.getpid()
 
     def _connect(self, create: bool) -> sqlite3.Connection:
@@ -257,7 +252,7 @@ class SQLiteStore(SqlStore):
     def close(self) -> None:
         """Close the connection and give up the scheduler lock (as MySQL's GET_LOCK does)."""
         self._after_fork()
-        self._release_lock()
+        self._lock.release()
         self._drop_connection()
 
     def _drop_connection(self) -> None:
@@ -278,42 +273,16 @@ class SQLiteStore(SqlStore):
                     conn.execute("ROLLBACK")
                 raise
 
-    # -- election ----------------------------------------------------------------------
+    # -- the scheduler's election without Redis ------------------------------------------
 
     def lead(self, name: str, ttl: float) -> bool:
-        """Hold the scheduler lock: an flock on a file beside the database.
+        """Hold the scheduler lock (election.FileLock on a file beside the database).
 
         One lock per database file (`name` is MySQL's server-wide lock name; here the
         file already names the database).  The kernel releases it when the holding
         process dies, so `ttl` is not needed.  True while this store holds it.
         """
-        self._after_fork()
-        if self._lock_fd is not None:
-            return True
-        try:
-            Path(self.lock_path).parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise StoreUnavailable(f"scheduler lock {self.lock_path}: {exc}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        self._lock_fd = fd
-        with contextlib.suppress(OSError):  # for operators: who holds it
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{socket.gethostname()}:{os.getpid()} {name}\n".encode())
-        return True
+        return self._lock.hold(name)
 
     def unlead(self, name: str) -> None:
-        self._after_fork()
-        self._release_lock()
-
-    def _release_lock(self) -> None:
-        fd, self._lock_fd = self._lock_fd, None
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self._lock.release()
