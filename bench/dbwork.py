@@ -1,6 +1,6 @@
 """The per-item database work the peers and the raw ceiling do: dlsupervisor's own statements.
 
-The claim and the success update are those of dlsupervisor/store/mysql.py (`claim`
+The claim and the success update are those of dlsupervisor/store/sql.py (`claim`
 without its read-back, and `record`), on a connection set up the same way
 (autocommit, FOUND_ROWS, utf8mb4).  dlsupervisor's claim also reads the item back,
 in the same packet, since its queue carries only ids; the peers get the item's data

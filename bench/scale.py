@@ -26,8 +26,9 @@ from bench.world import SUB_TYPE, TYPE, World, connect, insert_items
 from dlsupervisor import config
 from dlsupervisor.election import RedisElection
 from dlsupervisor.queue import open_queue
+from dlsupervisor.registry import Registration, open_registry
 from dlsupervisor.scheduler import Scheduler
-from dlsupervisor.store import Registration, open_store
+from dlsupervisor.store import open_store
 
 HISTORY = 1_000_000
 IDLE_PASSES = 5
@@ -59,9 +60,10 @@ def run(world: World, history: int = HISTORY) -> dict[str, Any]:
     store = open_store(settings.database)
     work_queue = open_queue(settings, store)
     try:
-        work_queue.register(Registration("bench", TYPE, SUB_TYPE, "bench", False))
+        registry = open_registry(settings, store, work_queue)
+        registry.register(Registration("bench", TYPE, SUB_TYPE, "bench", False))
         election = RedisElection(work_queue.client, f"{settings.redis.key_prefix}scheduler", 10)
-        scheduler = Scheduler(settings, store, work_queue, election)
+        scheduler = Scheduler(settings, store, work_queue, election, registry=registry)
         scheduler.tick()  # connect, elect
         idle = [measure(store, scheduler.tick) for _ in range(IDLE_PASSES)]
         insert_items(dlsv.db_url, DISPATCH, job(world, "noop"), task_status=0)

@@ -16,7 +16,7 @@ from dlsupervisor.config import Settings
 from dlsupervisor.errors import ConfigError, QueueUnavailable
 from dlsupervisor.model import DownloadItem, DownloadTaskMain, TaskStatus
 from dlsupervisor.queue import open_queue
-from dlsupervisor.store import TaskSummary, open_store
+from dlsupervisor.store import ApplicationStore, TaskSummary, open_store
 from dlsupervisor.task import SubTypeInfo
 
 log = logging.getLogger("dlsupervisor.client")
@@ -25,8 +25,9 @@ log = logging.getLogger("dlsupervisor.client")
 class Client:
     def __init__(self, settings: Settings | str) -> None:
         self.settings = config.load(settings) if isinstance(settings, str) else settings
-        self.store = open_store(self.settings.database)
-        self.queue = open_queue(self.settings, self.store)
+        store = open_store(self.settings.database)
+        self.store: ApplicationStore = store
+        self.queue = open_queue(self.settings, store)
         self._infos: dict[str, SubTypeInfo] = {}
 
     def __enter__(self) -> Client:

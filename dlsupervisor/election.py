@@ -1,29 +1,31 @@
-"""One active scheduler per database (DESIGN invariant 6).
+"""One active scheduler per database (DESIGN invariant 6), and its three backends.
 
-With Redis: a key holding the leader's id with a TTL, renewed every third of
-the TTL (not every pass: an idle scheduler then makes one round trip a pass,
-its check for work), so a dead leader's lease runs out.  Without Redis: the store's own lock (MySQL
-GET_LOCK on the scheduler's connection, a file lock for SQLite), released
-when the holder's connection or process goes.  A short overlap of two leaders
-is harmless: every transition is conditional (invariant 2).
+With Redis (RedisElection): a key holding the leader's id with a TTL, renewed
+every third of the TTL (not every pass: an idle scheduler then makes one round
+trip a pass, its check for work), so a dead leader's lease runs out.  Without
+Redis: MySQL's GET_LOCK on the scheduler's connection (StoreElection, through
+the store's lead/unlead: the SQL stays in the store), or for SQLite an flock on
+a file beside the database (FileLock, held by the SQLite store), released when
+the holder's connection or process goes.  A short overlap of two leaders is
+harmless: every transition is conditional (invariant 2).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import socket
 import time
 import uuid
-from typing import TYPE_CHECKING, Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import redis
 
 from dlsupervisor.config import Settings
-from dlsupervisor.errors import QueueUnavailable
-from dlsupervisor.store import Store
-
-if TYPE_CHECKING:
-    from dlsupervisor.queue import Queue
+from dlsupervisor.errors import QueueUnavailable, StoreUnavailable
+from dlsupervisor.registry import RedisClientHolder
 
 # Keep the lease (ms) if it is still ours, else take it if free.
 _HOLD = """
@@ -47,6 +49,13 @@ return 0
 class Election(Protocol):
     def hold(self) -> bool: ...
     def release(self) -> None: ...
+
+
+class LockStore(Protocol):
+    """A store that holds a named lock for as long as its connection (or process) lives."""
+
+    def lead(self, name: str, ttl: float) -> bool: ...
+    def unlead(self, name: str) -> None: ...
 
 
 def identity() -> str:
@@ -83,7 +92,9 @@ class RedisElection:
 
 
 class StoreElection:
-    def __init__(self, store: Store, name: str, ttl: float) -> None:
+    """The store's own lock: GET_LOCK on MySQL, the SQLite store's FileLock."""
+
+    def __init__(self, store: LockStore, name: str, ttl: float) -> None:
         self._store = store
         self._name = name
         self._ttl = ttl
@@ -95,7 +106,58 @@ class StoreElection:
         self._store.unlead(self._name)
 
 
-def open_election(settings: Settings, store: Store, work_queue: Queue) -> Election:
+class FileLock:
+    """An exclusive flock on a file, for one process: a forked child never holds its parent's.
+
+    The kernel releases it when the holding process dies, so it needs no TTL.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._pid = os.getpid()  # the process that owns _fd
+
+    def _after_fork(self) -> None:
+        if self._pid == os.getpid():
+            return
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)  # our copy only: the parent's flock stays
+            self._fd = None
+        self._pid = os.getpid()
+
+    def hold(self, note: str = "") -> bool:
+        """Take the lock if free; True while this process holds it."""
+        self._after_fork()
+        if self._fd is not None:
+            return True
+        try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreUnavailable(f"scheduler lock {self.path}: {exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        with contextlib.suppress(OSError):  # for operators: who holds it
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{socket.gethostname()}:{os.getpid()} {note}\n".encode())
+        return True
+
+    def release(self) -> None:
+        self._after_fork()
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def open_election(settings: Settings, store: LockStore, work_queue: RedisClientHolder | Any) -> Election:
     """The scheduler's election for this configuration, wherever the scheduler runs.
 
     The daemon's scheduler child and the standalone scheduler script must compete

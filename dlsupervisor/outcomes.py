@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Any
 
 from dlsupervisor import remarks
@@ -38,7 +39,7 @@ def check_data(item: DownloadItem) -> str | None:
     return None
 
 
-def run_item(handler: DownloadTaskBase, item: DownloadItem) -> Outcome:
+def export_item(handler: DownloadTaskBase, item: DownloadItem) -> Outcome:
     """Validate, then export; map every way it can end to an Outcome."""
     problem = check_data(item)
     if problem:
@@ -136,10 +137,21 @@ def describe(outcome: Outcome) -> str:
     return outcome.remark or str(outcome.status)
 
 
-def summarise_counts(counts: dict[int, int], order: Sequence[int] = (2, -1, 3, 4, 1, 0)) -> str:
-    """`3/5 done, 1 failed, 1 running` for `tasks`."""
+_COUNT_NAMES = MappingProxyType(
+    {
+        ItemStatus.DONE: "done",
+        ItemStatus.FAILED: "failed",
+        ItemStatus.EXPIRED: "expired",
+        ItemStatus.CANCELLED: "cancelled",
+        ItemStatus.PROCESSING: "running",
+        ItemStatus.READY: "waiting",
+    }
+)
+
+
+def summarise_counts(counts: dict[int, int], order: Sequence[int] = tuple(_COUNT_NAMES)) -> str:
+    """`3/5 done, 1 failed, 1 running` for a task's items counted by status."""
     total = sum(counts.values())
-    names = {2: "done", -1: "failed", 3: "expired", 4: "cancelled", 1: "running", 0: "waiting"}
-    parts = [f"{counts.get(2, 0)}/{total} done"]
-    parts += [f"{counts[s]} {names[s]}" for s in order[1:] if counts.get(s)]
+    parts = [f"{counts.get(ItemStatus.DONE, 0)}/{total} done"]
+    parts += [f"{counts[s]} {_COUNT_NAMES[s]}" for s in order[1:] if counts.get(s)]
     return ", ".join(parts)

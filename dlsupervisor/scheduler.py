@@ -19,10 +19,11 @@ from dlsupervisor import outcomes, queue, remarks
 from dlsupervisor.config import Settings
 from dlsupervisor.election import Election
 from dlsupervisor.errors import EX_ORPHANED, EX_RECYCLE
+from dlsupervisor.model import TaskStatus
 from dlsupervisor.queue import Queue
+from dlsupervisor.registry import REGISTRATION_MAX_AGE, Registration, Registry, open_registry
 from dlsupervisor.retry import UNAVAILABLE, Outage
-from dlsupervisor.store import ItemRef, Registration, Store
-from dlsupervisor.worker import REGISTRATION_MAX_AGE
+from dlsupervisor.store import ItemRef, SchedulerStore
 
 log = logging.getLogger("dlsupervisor.scheduler")
 
@@ -45,14 +46,18 @@ class Scheduler:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: SchedulerStore,
         work_queue: Queue,
         election: Election,
+        *,
+        registry: Registry | None = None,
     ) -> None:
+        """`registry` defaults to the one beside the queue (open_store's stores can hold it)."""
         self.settings = settings
         self.conf = settings.scheduler
         self.store = store
         self.queue = work_queue
+        self.registry = registry or open_registry(settings, store, work_queue)
         self.election = election
         self.leading = False
         self._warned_unserved: set[int] = set()
@@ -90,7 +95,7 @@ class Scheduler:
             return None
         if not self.store.has_work(self.conf.file_ttl):
             return PassReport()  # nothing active, nothing to expire: every step would find nothing
-        routes = {reg.sub_type: reg for reg in self.queue.registrations(REGISTRATION_MAX_AGE)}
+        routes = {reg.sub_type: reg for reg in self.registry.registrations(REGISTRATION_MAX_AGE)}
         report = PassReport()
         report.dispatched, report.unroutable = self.dispatch(routes)
         report.split_jobs = self.dispatch_splits(routes)
@@ -119,12 +124,12 @@ class Scheduler:
         refs = self.store.dispatchable_items(singles, self.conf.batch_size)
         if not refs:
             return 0, 0
-        unroutable = [ref for ref in refs if ref.route not in routes]
-        for route, ids in _group(unroutable).items():
-            remark = f"{remarks.INVALID_DATA} no worker serves item type {route}"
+        unroutable = [ref for ref in refs if ref.sub_type not in routes]
+        for sub_type, ids in _group(unroutable).items():
+            remark = f"{remarks.INVALID_DATA} no worker serves item type {sub_type}"
             self.store.fail_items(ids, remark)
             log.warning("items %s: failed: %s", _ids(ids), remark)
-        routed = [ref for ref in refs if ref.route in routes]
+        routed = [ref for ref in refs if ref.sub_type in routes]
         task_ids = sorted({ref.task_id for ref in refs})
         # PROCESSING first: should this process die before the push, the items are READY
         # in a PROCESSING task, which re-dispatch covers; the other order could strand a
@@ -164,9 +169,8 @@ class Scheduler:
         decisions = [outcomes.decide_task(t) for t in self.store.finished_tasks(self.conf.batch_size)]
         if decisions:
             self.store.close_tasks(decisions)
-        names = {2: "DONE", -1: "FAILED", 3: "EXPIRED"}
         for task_id, status, remark in decisions:
-            log.info("task %d: %s%s", task_id, names[status], f" ({remark})" if remark else "")
+            log.info("task %d: %s%s", task_id, TaskStatus(status).name, f" ({remark})" if remark else "")
         return decisions
 
     def expire(self) -> tuple[int, int]:
@@ -178,7 +182,7 @@ class Scheduler:
     def redispatch(self, routes: dict[int, Registration]) -> int:
         """READY items waiting longer than redispatch_after lost their wake-up: send it again."""
         refs = self.store.stale_ready_items(self.conf.redispatch_after, self.conf.batch_size)
-        sent = self._push(routes, [ref for ref in refs if ref.route in routes])
+        sent = self._push(routes, [ref for ref in refs if ref.sub_type in routes])
         if sent:
             log.info("re-sent %d waiting items", sent)
         return sent
@@ -197,15 +201,15 @@ class Scheduler:
 
     def _push(self, routes: dict[int, Registration], refs: Iterable[ItemRef]) -> int:
         pushed = 0
-        for route, ids in _group(refs).items():
-            pushed += self.queue.push(routes[route].queue_key, [queue.item_message(i) for i in ids])
+        for sub_type, ids in _group(refs).items():
+            pushed += self.queue.push(routes[sub_type].queue_key, [queue.item_message(i) for i in ids])
         return pushed
 
 
 def _group(refs: Iterable[ItemRef]) -> dict[int, list[int]]:
     grouped: dict[int, list[int]] = defaultdict(list)
     for ref in refs:
-        grouped[ref.route].append(ref.item_id)
+        grouped[ref.sub_type].append(ref.item_id)
     return grouped
 
 

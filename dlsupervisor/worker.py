@@ -20,17 +20,16 @@ from dlsupervisor.config import Settings, SubtypeSettings
 from dlsupervisor.errors import EX_ORPHANED, EX_RECYCLE, Aborted
 from dlsupervisor.model import DownloadItem, DownloadTaskMain, ItemStatus, TaskStatus
 from dlsupervisor.queue import Queue
+from dlsupervisor.registry import REGISTER_EVERY, Registration, Registry, open_registry
 from dlsupervisor.retry import UNAVAILABLE, Outage, retrying
 from dlsupervisor.slots import NullSlot, Slot, SlotState
-from dlsupervisor.store import Outcome, Registration, Store
+from dlsupervisor.store import Outcome, WorkerStore
 from dlsupervisor.task import DownloadTaskBase
 
 log = logging.getLogger("dlsupervisor.worker")
 
 POP_TIMEOUT = 1.0  # seconds one wait for work blocks, for callers driving run_once
 IDLE_WAIT = 5.0  # the longest an idle worker blocks between beats (a stop signal interrupts it)
-REGISTER_EVERY = 5.0  # seconds between registrations of this subtype
-REGISTRATION_MAX_AGE = 30.0  # the scheduler ignores registrations older than this
 
 
 @dataclass
@@ -49,10 +48,11 @@ class Worker:
         sub: SubtypeSettings,
         route: Registration,
         handler: DownloadTaskBase,
-        store: Store,
+        store: WorkerStore,
         work_queue: Queue,
         *,
         host: str,
+        registry: Registry | None = None,
         slot: Slot | NullSlot | None = None,
         stop: StopState | None = None,
         parent_alive: Callable[[], bool] = lambda: True,
@@ -64,6 +64,7 @@ class Worker:
         self.handler = handler
         self.store = store
         self.queue = work_queue
+        self.registry = registry or open_registry(settings, store, work_queue)
         self.host = host
         self.pid = os.getpid()
         self.owner = remarks.owner(host, self.pid)
@@ -123,7 +124,7 @@ class Worker:
 
     def register(self) -> None:
         try:
-            self.queue.register(self.route)
+            self.registry.register(self.route)
             self._registered_at = time.monotonic()
             self._queue_outage.up()
         except UNAVAILABLE as exc:  # a lost registration costs dispatch latency only
@@ -157,7 +158,7 @@ class Worker:
             log.debug(
                 "item %d (task %d): started by %s, attempt %d", item_id, item.task_id, self.label, attempt
             )
-            outcome = outcomes.run_item(self.handler, item)
+            outcome = outcomes.export_item(self.handler, item)
             file_ttl = self.settings.scheduler.file_ttl
             recorded = self._with_store(lambda: self.store.record(item_id, token, outcome, file_ttl), True)
             self.items_done += 1

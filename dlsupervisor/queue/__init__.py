@@ -2,8 +2,8 @@
 
 A message names work that the database already holds: `i:ITEM_ID` (export an
 item) or `s:TASK_ID` (split a multi-item task).  Losing one costs latency,
-never work: the scheduler sends READY work again.  Registrations tell the
-scheduler which subtypes have live workers and where to send their work.
+never work: the scheduler sends READY work again.  Which subtypes have live
+workers, and which queue their work goes to, is registry.py's.
 """
 
 from __future__ import annotations
@@ -12,38 +12,21 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from dlsupervisor.config import Settings
-from dlsupervisor.store import Registration, Store
+from dlsupervisor.queue.messages import ITEM, SPLIT, item_message, parse_message, split_message
+from dlsupervisor.registry import Registration
+from dlsupervisor.store import PollingStore
 
-ITEM = "i"
-SPLIT = "s"
-
-
-def item_message(item_id: int) -> str:
-    return f"{ITEM}:{item_id}"
-
-
-def split_message(task_id: int) -> str:
-    return f"{SPLIT}:{task_id}"
-
-
-def parse_message(message: str) -> tuple[str, int] | None:
-    """(kind, id), or None for anything that is not one of ours."""
-    kind, _, number = message.partition(":")
-    if kind not in (ITEM, SPLIT) or not number.isdigit():
-        return None
-    return kind, int(number)
+__all__ = ["ITEM", "SPLIT", "Queue", "item_message", "open_queue", "parse_message", "split_message"]
 
 
 class Queue(Protocol):
     def push(self, queue_key: str, messages: Sequence[str]) -> int: ...
     def pop(self, route: Registration, timeout: float) -> str | None: ...
-    def register(self, reg: Registration) -> None: ...
-    def registrations(self, max_age: float) -> list[Registration]: ...
     def ping(self) -> None: ...
     def close(self) -> None: ...
 
 
-def open_queue(settings: Settings, store: Store) -> Queue:
+def open_queue(settings: Settings, store: PollingStore) -> Queue:
     """Redis when configured, else the database itself, polled."""
     if settings.redis is not None:
         from dlsupervisor.queue.redis import RedisQueue

@@ -2,7 +2,8 @@
 
 Workers poll the store for READY work of their subtype every POLL_INTERVAL;
 claims are the same conditional updates as with Redis, so several pollers
-racing for one item run it once.  Registrations live in the store too.
+racing for one item run it once.  Registrations live in the store too
+(registry.DatabaseRegistry).
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ import random
 import time
 from collections.abc import Sequence
 
-from dlsupervisor.queue import item_message, split_message
-from dlsupervisor.store import Registration, Store
+from dlsupervisor.queue.messages import item_message, split_message
+from dlsupervisor.registry import Registration
+from dlsupervisor.store import PollingStore
 
 POLL_INTERVAL = 0.05
 CANDIDATES = 8  # pick among a few, so idle pollers do not all race for the same item
 
 
 class PollingQueue:
-    def __init__(self, store: Store, *, lease: float, poll_interval: float = POLL_INTERVAL):
+    def __init__(self, store: PollingStore, *, lease: float, poll_interval: float = POLL_INTERVAL):
         self._store = store
         self._lease = lease
         self._poll = poll_interval
@@ -45,12 +47,6 @@ class PollingQueue:
             tasks = self._store.splittable_tasks((route.sub_type,), self._lease, CANDIDATES - len(work))
             work += [split_message(task_id) for task_id, _ in tasks]
         return work
-
-    def register(self, reg: Registration) -> None:
-        self._store.register(reg)
-
-    def registrations(self, max_age: float) -> list[Registration]:
-        return self._store.registrations(max_age)
 
     def ping(self) -> None:
         self._store.ping()

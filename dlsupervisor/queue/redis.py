@@ -4,7 +4,7 @@ Key schema (all under `key_prefix`, default `dl:`):
 
     {prefix}q:{queue_key}   zset    message `i:ID` / `s:ID` -> push time (ms); ZADD NX,
                                     BZPOPMIN (oldest first)
-    {prefix}subtypes        hash    sub_type -> JSON registration of a live subtype
+    {prefix}subtypes        hash    sub_type -> JSON registration of a live subtype (registry.py)
     {prefix}scheduler       string  the elected scheduler's id, with a TTL (election.py)
 
 A sorted set holds a message at most once, so re-sending READY work (the
@@ -17,7 +17,6 @@ anything: FLUSHALL loses wake-ups only, and the scheduler re-sends READY work.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 
@@ -25,7 +24,7 @@ import redis
 
 from dlsupervisor.config import RedisSettings
 from dlsupervisor.errors import QueueUnavailable
-from dlsupervisor.store import Registration
+from dlsupervisor.registry import Registration
 
 _ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
@@ -48,10 +47,6 @@ class RedisQueue:
     def queue_key(self, queue_key: str) -> str:
         return f"{self.prefix}q:{queue_key}"
 
-    @property
-    def registry_key(self) -> str:
-        return f"{self.prefix}subtypes"
-
     def push(self, queue_key: str, messages: Sequence[str]) -> int:
         """Queue what is not queued yet; returns how many were new."""
         if not messages:
@@ -68,29 +63,6 @@ class RedisQueue:
         except _ERRORS as exc:
             raise QueueUnavailable(f"redis: {exc}") from exc
         return popped[1] if popped is not None else None
-
-    def register(self, reg: Registration) -> None:
-        value = json.dumps({**reg.__dict__, "seen": time.time()})
-        try:
-            self._client.hset(self.registry_key, str(reg.sub_type), value)
-        except _ERRORS as exc:
-            raise QueueUnavailable(f"redis: {exc}") from exc
-
-    def registrations(self, max_age: float) -> list[Registration]:
-        try:
-            raw = self._client.hgetall(self.registry_key)
-        except _ERRORS as exc:
-            raise QueueUnavailable(f"redis: {exc}") from exc
-        oldest = time.time() - max_age
-        found = []
-        for value in raw.values():
-            try:
-                entry = json.loads(value)
-                if entry.pop("seen", 0) >= oldest:
-                    found.append(Registration(**entry))
-            except (ValueError, TypeError):
-                continue  # not ours (a hand-written field); ignore it
-        return found
 
     def ping(self) -> None:
         try:

@@ -1,0 +1,22 @@
+"""The two wake-up messages: `i:ITEM_ID` (export an item), `s:TASK_ID` (split a task)."""
+
+from __future__ import annotations
+
+ITEM = "i"
+SPLIT = "s"
+
+
+def item_message(item_id: int) -> str:
+    return f"{ITEM}:{item_id}"
+
+
+def split_message(task_id: int) -> str:
+    return f"{SPLIT}:{task_id}"
+
+
+def parse_message(message: str) -> tuple[str, int] | None:
+    """(kind, id), or None for anything that is not one of ours."""
+    kind, _, number = message.partition(":")
+    if kind not in (ITEM, SPLIT) or not number.isdigit():
+        return None
+    return kind, int(number)

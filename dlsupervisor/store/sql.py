@@ -1,0 +1,566 @@
+"""Every statement of the store, written once for both SQL backends (after huey's BaseSqlStorage).
+
+Statements use `?` placeholders and take statuses, remarks and LIKE patterns as
+parameters (remarks.py owns the texts).  What MySQL and SQLite spell differently
+(the clock, time arithmetic, upserts, row locks, SQLite's `+status` that keeps
+its planner on the primary key) comes from the backend's Dialect.  A backend
+supplies connections and transactions (`_session`, `_transaction`), and
+overrides the few methods it does in fewer round trips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from dlsupervisor import remarks
+from dlsupervisor.model import DownloadItem, DownloadTaskMain, ItemStatus, TaskStatus
+from dlsupervisor.registry import Registration
+from dlsupervisor.store.records import (
+    ITEM_INSERT_COLUMNS,
+    TASK_INSERT_COLUMNS,
+    Claim,
+    Decision,
+    ItemRef,
+    Outcome,
+    Tally,
+    TaskSummary,
+    claim_of,
+    item_refs,
+    split_closures,
+    summaries,
+    tallies,
+)
+
+ACTIVE = (ItemStatus.READY, ItemStatus.PROCESSING)  # the same numbers for tasks and items
+REGISTRATION_COLUMNS = ("sub_type", "name", "type", "queue_key", "multi")
+
+
+class Failure(enum.Enum):
+    """What a backend's error means to the caller (each backend classifies its own)."""
+
+    OUTAGE = "outage"  # StoreUnavailable, after dropping the connection: retry on a new one
+    ROLLED_BACK = "rolled back"  # StoreUnavailable: busy or deadlocked, retry on this connection
+    BUG = "bug"  # raised as is
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What one SQL dialect spells its own way; every field is a constant SQL fragment."""
+
+    now: str  # the current time, to the millisecond
+    now_plus: str  # the current time plus `?` (a `seconds()` value), to the millisecond
+    whole_now: str  # the current time, to the second (expire_time's precision)
+    whole_now_plus: str  # the same, plus `?`
+    key_prefix: str  # before a column compared on rows picked by primary key (SQLite: `+`)
+    null_safe_eq: str  # `a <op> b` true when both are NULL
+    for_update: str  # appended to a SELECT whose rows the transaction goes on to update
+
+    def keyed(self, column: str) -> str:
+        """`column` in a condition on rows already picked by primary key (or by task_id)."""
+        return f"{self.key_prefix}{column}"
+
+    def seconds(self, value: float) -> Any:
+        """The parameter for `now_plus` that shifts the clock by `value` seconds."""
+        return value
+
+    def upsert(self, key: str, columns: Sequence[str]) -> str:
+        """The clause after INSERT ... VALUES that overwrites `columns` of a row with this key."""
+        raise NotImplementedError
+
+
+class Session(Protocol):
+    """One connection's statements: autocommit, or inside a transaction."""
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> int: ...
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+    def insert(self, sql: str, args: Sequence[Any]) -> int: ...
+
+
+def marks(values: Sequence[Any]) -> str:
+    """`?, ?, ?` for an IN list of len(values)."""
+    return ", ".join(["?"] * len(values))
+
+
+def insert_sql(table: str, columns: Sequence[str], row: Any, **expressions: str) -> tuple[str, list[Any]]:
+    """INSERT of the row's non-None columns; `expressions` are SQL for columns (our constants)."""
+    present = [c for c in columns if c not in expressions and getattr(row, c, None) is not None]
+    names = ", ".join([*expressions, *present])
+    values = ", ".join([*expressions.values(), *["?"] * len(present)])
+    return f"INSERT INTO {table} ({names}) VALUES ({values})", [getattr(row, c) for c in present]
+
+
+def claim_sql(dialect: Dialect, item_id: int, owner: str, sub_type: int) -> tuple[str, list[Any]]:
+    """The claim: a READY item of a task not cancelled, served by `sub_type`, becomes PROCESSING
+    with `owner`'s token, its attempt chosen from the requeue remark (remarks.claim_tokens)."""
+    cases, first = remarks.claim_tokens(owner)
+    sql = (
+        "UPDATE download_item SET status = ?, remark = CASE "
+        + " ".join(["WHEN remark LIKE ? THEN ?"] * len(cases))
+        + f" ELSE ? END, last_updated_time = {dialect.now} WHERE id = ? AND {dialect.keyed('status')} = ? "
+        "AND EXISTS (SELECT 1 FROM download_task_main t WHERE t.id = download_item.task_id "
+        "AND t.status <> ? AND COALESCE(download_item.type, t.sub_type) = ?)"
+    )
+    args: list[Any] = [ItemStatus.PROCESSING, *(v for case in cases for v in case), first]
+    return sql, [*args, item_id, ItemStatus.READY, TaskStatus.CANCELLED, sub_type]
+
+
+def _case_args(decisions: Sequence[Decision]) -> list[Any]:
+    """Parameters for `status = CASE id WHEN ? THEN ? ... END, remark = CASE id ... END`."""
+    args: list[Any] = []
+    for task_id, status, _ in decisions:
+        args += [task_id, status]
+    for task_id, _, remark in decisions:
+        args += [task_id, remark]
+    return args
+
+
+class SqlStore:
+    """The store over any SQL backend that supplies a Dialect, sessions and transactions."""
+
+    dialect: Dialect
+
+    # -- what a backend supplies -------------------------------------------------------
+
+    def _session(self) -> contextlib.AbstractContextManager[Session]:
+        raise NotImplementedError
+
+    def _transaction(self) -> contextlib.AbstractContextManager[Session]:
+        raise NotImplementedError
+
+    def _execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        with self._session() as session:
+            return session.execute(sql, args)
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._session() as session:
+            return session.query(sql, args)
+
+    def ping(self) -> None:
+        self._query("SELECT 1")
+
+    # -- the application's side --------------------------------------------------------
+
+    def submit(self, task: DownloadTaskMain, item: DownloadItem | None) -> tuple[int, int | None]:
+        """The task and its item in one transaction."""
+        with self._transaction() as session:
+            task_id = session.insert(*insert_sql("download_task_main", TASK_INSERT_COLUMNS, task))
+            item_id = None
+            if item is not None:
+                item.task_id = task_id
+                item_id = session.insert(*insert_sql("download_item", ITEM_INSERT_COLUMNS, item))
+        return task_id, item_id
+
+    def list_tasks(self, status: int | None, limit: int) -> list[TaskSummary]:
+        if status is None:
+            rows = self._query("SELECT * FROM download_task_main ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = self._query(
+                "SELECT * FROM download_task_main WHERE status = ? ORDER BY id DESC LIMIT ?",
+                (status, limit),
+            )
+        ids = [row["id"] for row in rows]
+        counts = ids and self._query(
+            f"SELECT task_id, status, COUNT(*) AS n FROM download_item WHERE task_id IN ({marks(ids)}) "
+            "GROUP BY task_id, status",
+            ids,
+        )
+        return summaries(rows, counts)
+
+    def cancel_task(self, task_id: int) -> int | None:
+        """Cancel a task not yet finished; return its status after the call (None: no such task)."""
+        self._execute(
+            f"UPDATE download_task_main SET status = ?, last_updated_time = {self.dialect.now} "
+            f"WHERE id = ? AND {self.dialect.keyed('status')} IN (?, ?)",
+            (TaskStatus.CANCELLED, task_id, *ACTIVE),
+        )
+        rows = self._query("SELECT status FROM download_task_main WHERE id = ?", (task_id,))
+        return rows[0]["status"] if rows else None
+
+    def count_download(self, item_id: int, limit: int | None) -> tuple[bool, int, int] | None:
+        """Count a download of a DONE item; at `limit` downloads the item is EXPIRED (and its
+        task, if no file is left).  Returns (counted, status after, downloads), None if no item."""
+        keyed = self.dialect.keyed("status")
+        with self._transaction() as session:
+            counted = session.execute(
+                "UPDATE download_item SET download_times = COALESCE(download_times, 0) + 1 "
+                f"WHERE id = ? AND {keyed} = ?",
+                (item_id, ItemStatus.DONE),
+            )
+            found = session.query(
+                "SELECT task_id, status, download_times FROM download_item WHERE id = ?", (item_id,)
+            )
+            if not found:
+                return None
+            times, status = found[0]["download_times"] or 0, found[0]["status"]
+            if counted and limit and times >= limit:
+                session.execute(
+                    f"UPDATE download_item SET status = ?, last_updated_time = {self.dialect.now} "
+                    f"WHERE id = ? AND {keyed} = ?",
+                    (ItemStatus.EXPIRED, item_id, ItemStatus.DONE),
+                )
+                self._expire_tasks(session, [found[0]["task_id"]])
+                status = ItemStatus.EXPIRED
+        return bool(counted), status, times
+
+    # -- worker ------------------------------------------------------------------------
+
+    def claim(self, item_id: int, owner: str, sub_type: int) -> Claim | None:
+        """Claim a READY item of a task not cancelled, served by `sub_type`, and read it back."""
+        sql, args = claim_sql(self.dialect, item_id, owner, sub_type)
+        with self._transaction() as session:
+            session.execute(sql, args)
+            rows = session.query("SELECT * FROM download_item WHERE id = ?", (item_id,))
+        return claim_of(rows[0] if rows else None, owner)
+
+    def record(self, item_id: int, token: str, outcome: Outcome, file_ttl: int) -> bool:
+        d = self.dialect
+        fence = f"WHERE id = ? AND {d.keyed('status')} = ? AND remark = ?"
+        if outcome.status == ItemStatus.DONE:
+            sql = (
+                "UPDATE download_item SET status = ?, url = ?, md5_value = ?, file_name = ?, "
+                f"expire_time = COALESCE(expire_time, {d.whole_now_plus}), remark = NULL, "
+                f"last_updated_time = {d.now} {fence}"
+            )
+            args: tuple[Any, ...] = (
+                ItemStatus.DONE,
+                outcome.url,
+                outcome.md5,
+                outcome.file_name,
+                d.seconds(file_ttl),
+            )
+        else:
+            sql = f"UPDATE download_item SET status = ?, remark = ?, last_updated_time = {d.now} {fence}"
+            args = (outcome.status, outcome.remark)
+        return self._execute(sql, (*args, item_id, ItemStatus.PROCESSING, token)) == 1
+
+    def load_task(self, task_id: int) -> DownloadTaskMain | None:
+        rows = self._query("SELECT * FROM download_task_main WHERE id = ?", (task_id,))
+        return DownloadTaskMain(rows[0]) if rows else None
+
+    def claim_split(self, task_id: int, token: str, lease: float) -> bool:
+        d = self.dialect
+        return (
+            self._execute(
+                f"UPDATE download_task_main SET remark = ?, last_updated_time = {d.now} "
+                f"WHERE id = ? AND {d.keyed('status')} = ? AND (remark IS NULL OR remark = ? "
+                f"OR remark NOT LIKE ? OR last_updated_time < {d.now_plus})",
+                (token, task_id, TaskStatus.READY, token, remarks.split_claims(), d.seconds(-lease)),
+            )
+            == 1
+        )
+
+    def commit_split(self, task_id: int, token: str, items: Sequence[DownloadItem]) -> list[int] | None:
+        """All or nothing: the task becomes PROCESSING together with all its items."""
+        with self._transaction() as session:
+            moved = session.execute(
+                "UPDATE download_task_main SET status = ?, remark = NULL, "
+                f"last_updated_time = {self.dialect.now} WHERE id = ? AND {self.dialect.keyed('status')} = ? "
+                "AND remark = ?",
+                (TaskStatus.PROCESSING, task_id, TaskStatus.READY, token),
+            )
+            if moved != 1:
+                return None  # nothing written
+            session.executemany(
+                f"INSERT INTO download_item ({', '.join(ITEM_INSERT_COLUMNS)}) "
+                f"VALUES ({marks(ITEM_INSERT_COLUMNS)})",
+                [[getattr(item, c) for c in ITEM_INSERT_COLUMNS] for item in items],
+            )
+            rows = session.query("SELECT id FROM download_item WHERE task_id = ? ORDER BY id", (task_id,))
+            return [row["id"] for row in rows]
+
+    def fail_task(self, task_id: int, remark: str, token: str | None = None) -> bool:
+        return (
+            self._execute(
+                "UPDATE download_task_main SET status = ?, remark = ?, "
+                f"last_updated_time = {self.dialect.now} "
+                f"WHERE id = ? AND {self.dialect.keyed('status')} = ? AND (? IS NULL OR remark = ?)",
+                (TaskStatus.FAILED, remark, task_id, TaskStatus.READY, token, token),
+            )
+            == 1
+        )
+
+    def ready_items(self, sub_type: int, limit: int) -> list[int]:
+        """READY items of PROCESSING tasks served by `sub_type`: what a polling worker may take."""
+        rows = self._query(
+            "SELECT i.id FROM download_item i JOIN download_task_main t ON t.id = i.task_id "
+            "WHERE i.status = ? AND t.status = ? AND COALESCE(i.type, t.sub_type) = ? "
+            "ORDER BY i.last_updated_time LIMIT ?",
+            (ItemStatus.READY, TaskStatus.PROCESSING, sub_type, limit),
+        )
+        return [row["id"] for row in rows]
+
+    # -- registry (registry.DatabaseRegistry) --------------------------------------------
+
+    def register(self, reg: Registration) -> None:
+        names = ", ".join([*REGISTRATION_COLUMNS, "seen_time"])
+        self._execute(
+            f"INSERT INTO dlsupervisor_subtype ({names}) VALUES (?, ?, ?, ?, ?, {self.dialect.now}) "
+            + self.dialect.upsert("sub_type", [*REGISTRATION_COLUMNS[1:], "seen_time"]),
+            (reg.sub_type, reg.name, reg.type, reg.queue_key, int(reg.multi)),
+        )
+
+    def registrations(self, max_age: float) -> list[Registration]:
+        rows = self._query(
+            f"SELECT {', '.join(REGISTRATION_COLUMNS)} FROM dlsupervisor_subtype "
+            f"WHERE seen_time > {self.dialect.now_plus}",
+            (self.dialect.seconds(-max_age),),
+        )
+        return [
+            Registration(r["name"], r["type"], r["sub_type"], r["queue_key"], bool(r["multi"])) for r in rows
+        ]
+
+    # -- scheduler ---------------------------------------------------------------------
+
+    def _due_sql(self) -> str:
+        """EXISTS of a DONE item due to expire (one parameter: `seconds(-file_ttl)`), then two
+        status parameters (DONE, DONE)."""
+        d = self.dialect
+        return (
+            f"EXISTS (SELECT 1 FROM download_item WHERE status = ? AND expire_time < {d.whole_now}) "
+            "OR EXISTS (SELECT 1 FROM download_item WHERE status = ? AND expire_time IS NULL "
+            f"AND last_updated_time < {d.now_plus})"
+        )
+
+    def has_work(self, file_ttl: int) -> bool:
+        """Whether a pass could change anything: an active task or item, or a file due to expire."""
+        rows = self._query(
+            "SELECT EXISTS (SELECT 1 FROM download_task_main WHERE status IN (?, ?)) "
+            f"OR EXISTS (SELECT 1 FROM download_item WHERE status IN (?, ?)) OR {self._due_sql()} AS busy",
+            (*ACTIVE, *ACTIVE, ItemStatus.DONE, ItemStatus.DONE, self.dialect.seconds(-file_ttl)),
+        )
+        return bool(rows[0]["busy"])
+
+    def dispatchable_items(self, sub_types: Sequence[int], limit: int) -> list[ItemRef]:
+        """READY items of READY tasks of single-item subtypes, oldest task first."""
+        if not sub_types:
+            return []
+        rows = self._query(
+            "SELECT i.id, i.task_id, COALESCE(i.type, t.sub_type) AS sub_type "
+            "FROM download_task_main t JOIN download_item i ON i.task_id = t.id "
+            f"WHERE t.status = ? AND t.sub_type IN ({marks(sub_types)}) AND i.status = ? "
+            "ORDER BY t.id, i.id LIMIT ?",
+            (TaskStatus.READY, *sub_types, ItemStatus.READY, limit),
+        )
+        return item_refs(rows)
+
+    def mark_tasks_processing(self, task_ids: Iterable[int]) -> int:
+        ids = tuple(task_ids)
+        if not ids:
+            return 0
+        return self._execute(
+            f"UPDATE download_task_main SET status = ?, last_updated_time = {self.dialect.now} "
+            f"WHERE id IN ({marks(ids)}) AND {self.dialect.keyed('status')} = ?",
+            (TaskStatus.PROCESSING, *ids, TaskStatus.READY),
+        )
+
+    def splittable_tasks(self, sub_types: Sequence[int], lease: float, limit: int) -> list[tuple[int, int]]:
+        """READY multi-item tasks not being split (or whose splitter went silent)."""
+        if not sub_types:
+            return []
+        rows = self._query(
+            "SELECT id, sub_type FROM download_task_main "
+            f"WHERE status = ? AND sub_type IN ({marks(sub_types)}) AND (remark IS NULL "
+            f"OR remark NOT LIKE ? OR last_updated_time < {self.dialect.now_plus}) ORDER BY id LIMIT ?",
+            (TaskStatus.READY, *sub_types, remarks.split_claims(), self.dialect.seconds(-lease), limit),
+        )
+        return [(r["id"], r["sub_type"]) for r in rows]
+
+    def unserved_subtypes(self, served: Sequence[int]) -> list[int]:
+        sql = "SELECT DISTINCT sub_type FROM download_task_main WHERE status = ?"
+        if served:
+            sql += f" AND sub_type NOT IN ({marks(served)})"
+        rows = self._query(sql, (TaskStatus.READY, *served))
+        return sorted(r["sub_type"] for r in rows)
+
+    def stale_ready_items(self, age: float, limit: int) -> list[ItemRef]:
+        """READY items of PROCESSING tasks waiting longer than `age`: their wake-up was lost."""
+        rows = self._query(
+            "SELECT i.id, i.task_id, COALESCE(i.type, t.sub_type) AS sub_type "
+            "FROM download_item i JOIN download_task_main t ON t.id = i.task_id "
+            f"WHERE i.status = ? AND i.last_updated_time < {self.dialect.now_plus} "
+            "AND t.status = ? ORDER BY i.last_updated_time LIMIT ?",
+            (ItemStatus.READY, self.dialect.seconds(-age), TaskStatus.PROCESSING, limit),
+        )
+        return item_refs(rows)
+
+    def fail_items(self, item_ids: Iterable[int], remark: str) -> int:
+        ids = tuple(item_ids)
+        if not ids:
+            return 0
+        return self._execute(
+            f"UPDATE download_item SET status = ?, remark = ?, last_updated_time = {self.dialect.now} "
+            f"WHERE id IN ({marks(ids)}) AND {self.dialect.keyed('status')} = ?",
+            (ItemStatus.FAILED, remark, *ids, ItemStatus.READY),
+        )
+
+    def cancel_items(self) -> int:
+        """READY and PROCESSING items of cancelled tasks become CANCELLED.
+
+        Driven from the active items (status index), each checked against its task
+        by primary key: cancelled tasks pile up forever, active items do not.
+        """
+        return self._execute(
+            f"UPDATE download_item SET status = ?, remark = ?, last_updated_time = {self.dialect.now} "
+            "WHERE status IN (?, ?) AND EXISTS (SELECT 1 FROM download_task_main t "
+            "WHERE t.id = download_item.task_id AND t.status = ?)",
+            (ItemStatus.CANCELLED, remarks.CANCELLED, *ACTIVE, TaskStatus.CANCELLED),
+        )
+
+    def finished_tasks(self, limit: int) -> list[Tally]:
+        rows = self._query(
+            "SELECT c.*, (SELECT remark FROM download_item WHERE id = c.first_failed) AS failure "
+            "FROM (SELECT i.task_id, COUNT(*) AS total, SUM(i.status = ?) AS done, "
+            "SUM(i.status = ?) AS failed, SUM(i.status = ?) AS expired, "
+            "SUM(i.status IN (?, ?)) AS active, "
+            "MIN(CASE WHEN i.status = ? THEN i.id END) AS first_failed "
+            "FROM download_task_main t JOIN download_item i ON i.task_id = t.id "
+            "WHERE t.status = ? GROUP BY i.task_id) c WHERE c.active = 0 "
+            "ORDER BY c.task_id LIMIT ?",
+            (
+                ItemStatus.DONE,
+                ItemStatus.FAILED,
+                ItemStatus.EXPIRED,
+                *ACTIVE,
+                ItemStatus.FAILED,
+                TaskStatus.PROCESSING,
+                limit,
+            ),
+        )
+        return tallies(rows)
+
+    def close_tasks(self, decisions: Sequence[Decision]) -> int:
+        """Finish PROCESSING tasks: [(task_id, status, remark)].
+
+        One statement per status for the tasks closing with no remark, one for the rest.
+        """
+        now, keyed = self.dialect.now, self.dialect.keyed("status")
+        plain, remarked = split_closures(decisions)
+        closed = 0
+        for status, ids in plain.items():
+            closed += self._execute(
+                f"UPDATE download_task_main SET status = ?, remark = NULL, last_updated_time = {now} "
+                f"WHERE id IN ({marks(ids)}) AND {keyed} = ?",
+                (status, *ids, TaskStatus.PROCESSING),
+            )
+        if not remarked:
+            return closed
+        cases = " ".join(["WHEN ? THEN ?"] * len(remarked))
+        ids = [task_id for task_id, _, _ in remarked]
+        return closed + self._execute(
+            f"UPDATE download_task_main SET status = CASE id {cases} END, "
+            f"remark = CASE id {cases} END, last_updated_time = {now} "
+            f"WHERE id IN ({marks(ids)}) AND {keyed} = ?",
+            (*_case_args(remarked), *ids, TaskStatus.PROCESSING),
+        )
+
+    def expire(self, file_ttl: int, limit: int) -> tuple[int, int]:
+        """DONE items past expire_time become EXPIRED, and so do tasks left with no DONE item.
+
+        One transaction, so a crash never leaves a task DONE with only expired files,
+        opened (taking locks) only when one read says something is due (most passes:
+        nothing is).  Items the application left with no expire_time expire file_ttl
+        after they finished.
+        """
+        d, done = self.dialect, ItemStatus.DONE
+        due = self._query(f"SELECT {self._due_sql()} AS due", (done, done, d.seconds(-file_ttl)))
+        if not due[0]["due"]:
+            return 0, 0
+        with self._transaction() as session:
+            rows = session.query(
+                f"SELECT id, task_id FROM download_item WHERE status = ? AND expire_time < {d.whole_now} "
+                f"ORDER BY expire_time LIMIT ?{d.for_update}",
+                (done, limit),
+            )
+            rows += session.query(
+                "SELECT id, task_id FROM download_item WHERE status = ? AND expire_time IS NULL "
+                f"AND last_updated_time < {d.now_plus} ORDER BY last_updated_time LIMIT ?{d.for_update}",
+                (done, d.seconds(-file_ttl), limit),
+            )
+            if not rows:
+                return 0, 0
+            item_ids = [r["id"] for r in rows]
+            items = session.execute(
+                f"UPDATE download_item SET status = ?, last_updated_time = {d.now} "
+                f"WHERE id IN ({marks(item_ids)}) AND {d.keyed('status')} = ?",
+                (ItemStatus.EXPIRED, *item_ids, done),
+            )
+            tasks = self._expire_tasks(session, sorted({r["task_id"] for r in rows}))
+        return items, tasks
+
+    def _expire_tasks(self, session: Session, task_ids: list[int]) -> int:
+        """DONE tasks among these with no DONE item left become EXPIRED."""
+        d = self.dialect
+        return session.execute(
+            f"UPDATE download_task_main SET status = ?, last_updated_time = {d.now} "
+            f"WHERE id IN ({marks(task_ids)}) AND {d.keyed('status')} = ? AND NOT EXISTS "
+            "(SELECT 1 FROM download_item i WHERE i.task_id = download_task_main.id "
+            f"AND {d.keyed('i.status')} = ?)",
+            (TaskStatus.EXPIRED, *task_ids, TaskStatus.DONE, ItemStatus.DONE),
+        )
+
+    def orphans(self, lease: float, limit: int) -> list[tuple[int, str]]:
+        rows = self._query(
+            "SELECT id, remark FROM download_item WHERE status = ? "
+            f"AND last_updated_time < {self.dialect.now_plus} ORDER BY last_updated_time LIMIT ?",
+            (ItemStatus.PROCESSING, self.dialect.seconds(-lease), limit),
+        )
+        return [(r["id"], r["remark"]) for r in rows]
+
+    def requeue(self, item_id: int, token: str, status: int, remark: str, lease: float | None) -> bool:
+        """Take an item back from its owner (READY, or FAILED at the attempt limit).
+
+        With `lease`, only if its heartbeat is still older than that: a heartbeat
+        that lands first wins.
+        """
+        d = self.dialect
+        sql = (
+            f"UPDATE download_item SET status = ?, remark = ?, last_updated_time = {d.now} "
+            f"WHERE id = ? AND {d.keyed('status')} = ? AND remark {d.null_safe_eq} ?"
+        )
+        args: list[Any] = [status, remark, item_id, ItemStatus.PROCESSING, token]
+        if lease is not None:
+            sql += f" AND last_updated_time < {d.now_plus}"
+            args.append(d.seconds(-lease))
+        return self._execute(sql, args) == 1
+
+    # -- master ------------------------------------------------------------------------
+
+    def heartbeat(self, item_ids: Sequence[int], task_ids: Sequence[int]) -> None:
+        d = self.dialect
+        for table, ids, status in (
+            ("download_item", item_ids, ItemStatus.PROCESSING),
+            ("download_task_main", task_ids, TaskStatus.READY),
+        ):
+            if ids:
+                self._execute(
+                    f"UPDATE {table} SET last_updated_time = {d.now} "
+                    f"WHERE id IN ({marks(ids)}) AND {d.keyed('status')} = ?",
+                    (*ids, status),
+                )
+
+    def held_states(self, item_ids: Sequence[int]) -> dict[int, tuple[int, str | None, int | None]]:
+        """item id -> (status, remark, its task's status), for the items a master's workers hold."""
+        if not item_ids:
+            return {}
+        rows = self._query(
+            "SELECT i.id, i.status, i.remark, t.status AS task_status FROM download_item i "
+            f"LEFT JOIN download_task_main t ON t.id = i.task_id WHERE i.id IN ({marks(item_ids)})",
+            tuple(item_ids),
+        )
+        return {r["id"]: (r["status"], r["remark"], r["task_status"]) for r in rows}
+
+    def release_split(self, task_id: int, token: str) -> bool:
+        """Give back a split claim (the supervisor stopped mid-split): the task stays READY."""
+        return (
+            self._execute(
+                f"UPDATE download_task_main SET remark = NULL, last_updated_time = {self.dialect.now} "
+                f"WHERE id = ? AND {self.dialect.keyed('status')} = ? AND remark = ?",
+                (task_id, TaskStatus.READY, token),
+            )
+            == 1
+        )
