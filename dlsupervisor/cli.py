@@ -1,7 +1,8 @@
 """The command line of SPEC §3: one function per command.
 
-Every configuration problem ends as one line on stderr and exit status 2,
-never a traceback.
+Every configuration problem (a database without the tables, a refused password)
+ends as one line on stderr and exit status 2; a database or Redis that is down,
+as one line and exit status 1.  Never a traceback.
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ _NOT_COLUMNS = frozenset({"PRIMARY", "KEY", "UNIQUE", "INDEX", "CONSTRAINT", "FO
 # Server errors that mean the URL itself is wrong, not that the server is away for now.
 _ACCESS_DENIED = frozenset({1044, 1045, 1698})  # to the database, for the user, by unix socket
 _UNKNOWN_DATABASE = 1049
+_SQLITE_NOTADB = 26
 
 _COLUMNS_SQL = (
     "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS"
@@ -140,7 +141,7 @@ def _found_sqlite(db: DatabaseSettings, tables: Sequence[str]) -> Schema:
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        raise StoreUnavailable(f"database: {exc} ({os.path.abspath(db.path)})") from None
+        raise sqlite_problem(db, exc) from None
     return Schema(columns, frozenset((t, i) for t, names in lists.items() for i in names))
 
 
@@ -193,6 +194,14 @@ def mysql_problem(db: DatabaseSettings, exc: Exception) -> Exception:
             f"(CREATE DATABASE {db.name} CHARACTER SET utf8mb4), then run: dlsupervisor initdb"
         )
     return StoreUnavailable(f"database: {reason} ({db.redacted()})")
+
+
+def sqlite_problem(db: DatabaseSettings, exc: sqlite3.Error) -> Exception:
+    """Not a database at all: the url points at the wrong file (exit 2); else it may pass."""
+    path = os.path.abspath(db.path)
+    if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == _SQLITE_NOTADB:
+        return ConfigError(f"database {path}: {exc}; point the [database] url at another file")
+    return StoreUnavailable(f"database: {exc} ({path})")
 
 
 def describe(want: Schema, have: Schema, settings: Settings) -> str | None:

@@ -186,6 +186,14 @@ def test_on_sqlite_the_reading_commands_name_initdb_and_create_nothing(tmp_path)
     assert not (project / "var" / "dl.db").exists()
 
 
+def test_on_sqlite_a_file_that_is_not_a_database_is_one_line_for_every_command(tmp_path):
+    project, config = fresh_project(tmp_path)
+    (project / "var").mkdir()
+    (project / "var" / "dl.db").write_text("not a database\n")
+    for args in (("start",), ("check",), ("submit", "--subtype", "contacts", "--org", "1"), ("tasks",)):
+        assert_one_line(run(config, *args, cwd=project), 2, "dl.db: file is not a database")
+
+
 # -- 2. MySQL without the tables (or a column, or an index) ------------------------------------
 
 
