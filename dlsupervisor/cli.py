@@ -1,7 +1,8 @@
 """The command line of SPEC §3: one function per command.
 
-Every configuration problem ends as one line on stderr and exit status 2,
-never a traceback.
+Every configuration problem (a database without the tables, a refused password)
+ends as one line on stderr and exit status 2; a database or Redis that is down,
+as one line and exit status 1.  Never a traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -23,6 +24,9 @@ from dlsupervisor import config, handlers, logsetup, outcomes, pidfile
 from dlsupervisor.config import Settings
 from dlsupervisor.errors import EX_FAILURE, EX_OK, EX_USAGE, ConfigError, QueueUnavailable, StoreUnavailable
 from dlsupervisor.model import TaskStatus
+
+if TYPE_CHECKING:
+    from dlsupervisor.client import Client
 
 EX_NOT_RUNNING = 3  # `status` of a supervisor that is not running (LSB)
 
@@ -41,6 +45,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EX_FAILURE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        line = _backend_error(exc)
+        if line is None:
+            raise
+        print(f"dlsupervisor: {line}", file=sys.stderr)
+        return EX_FAILURE
+
+
+def _backend_error(exc: Exception) -> str | None:
+    """A driver's own error that got past the store (a race with a schema change, ...):
+    still one line.  Neither driver puts a password in its messages."""
+    import sqlite3
+
+    import pymysql
+    import redis
+
+    if isinstance(exc, (pymysql.err.MySQLError, sqlite3.Error)):
+        return f"database: {exc}"
+    if isinstance(exc, redis.exceptions.RedisError):
+        return f"redis: {exc}"
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +114,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     from dlsupervisor.supervisor import Master, preflight
 
     settings = config.load(args.config)
+    _start_database(settings)
     problem = preflight(settings)
     if problem:
         raise ConfigError(problem)
@@ -126,6 +152,17 @@ def _start_daemon(settings: Settings, lock: pidfile.PidFile) -> int:
     with context:
         logsetup.configure(settings.supervisor.log_level, log_file, "master")
         return Master(settings).run()
+
+
+def _start_database(settings: Settings) -> None:
+    """A missing schema stops `start` in one line (on SQLite it is created instead), before a
+    scheduler would crash-loop on it; a database that is down passes: the supervisor waits."""
+    from dlsupervisor.store import schema
+
+    try:
+        schema.ensure(settings)
+    except StoreUnavailable:
+        pass
 
 
 def _running(settings: Settings) -> int | None:
@@ -253,7 +290,7 @@ def _print_table(header: list[str], rows: list[list[Any]]) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from dlsupervisor.queue import open_queue
-    from dlsupervisor.store import open_store
+    from dlsupervisor.store import open_store, schema
 
     settings = config.load(args.config)
     print(f"ok: configuration {settings.path}")
@@ -267,14 +304,21 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"ok: [subtype:{sub.name}] {sub.handler}: type {info.type}, sub_type {info.sub_type}, "
             f"queue {info.queue_key}, {kind}, {sub.workers} workers"
         )
+    schema.verify(settings)
+    print(f"ok: database {settings.database.redacted()}")
     store = open_store(settings.database, timeout=5)
     try:
-        store.ping()
-        print(f"ok: database {settings.database.redacted()}")
         if settings.redis is not None:
             work_queue = open_queue(settings, store)
-            work_queue.ping()
-            work_queue.close()
+            try:
+                work_queue.ping()
+            except QueueUnavailable as exc:
+                refused = _redis_refused(settings, exc)
+                if refused is None:
+                    raise
+                raise refused from None
+            finally:
+                work_queue.close()
             print(f"ok: redis {settings.redis.redacted()}")
         else:
             print("ok: no [redis]: the database is the queue")
@@ -283,28 +327,44 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def cmd_initdb(args: argparse.Namespace) -> int:
-    from dlsupervisor.store import open_store
+def _redis_refused(settings: Settings, exc: QueueUnavailable) -> ConfigError | None:
+    """A Redis that answers but refuses our credentials: the url is wrong (exit 2), not down."""
+    import redis
+
+    if not isinstance(exc.__cause__, redis.exceptions.AuthenticationError):
+        return None
+    reason = str(exc.__cause__).rstrip(".")
+    return ConfigError(f"redis {settings.redis.redacted()}: {reason}; check the user and password in its url")
+
+
+def _client(args: argparse.Namespace, *, create: bool = False) -> Client:
+    """A client on a database checked first, so a missing table is one line, not a traceback;
+    `create`: on SQLite make the file and tables (submit may be the very first command)."""
+    from dlsupervisor.client import Client
+    from dlsupervisor.store import schema
 
     settings = config.load(args.config)
-    store = open_store(settings.database)
-    try:
-        store.initdb()
-    finally:
-        store.close()
+    (schema.ensure if create else schema.verify)(settings)
+    return Client(settings)
+
+
+def cmd_initdb(args: argparse.Namespace) -> int:
+    from dlsupervisor.store import schema
+
+    settings = config.load(args.config)
+    schema.create(settings.database)
+    schema.verify(settings)  # what initdb cannot add (a dropped column) is said, not hidden
     print(f"ok: tables ready in {settings.database.redacted()}")
     return EX_OK
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from dlsupervisor.client import Client
-
     if args.data is not None:
         try:
             json.loads(args.data)
         except ValueError as exc:
             raise ConfigError(f"--data is not JSON: {exc}") from None
-    with Client(args.config) as client:
+    with _client(args, create=True) as client:
         task_id = client.submit(args.subtype, args.org, args.data, args.name)
     print(task_id)
     return EX_OK
@@ -326,10 +386,8 @@ def _status_arg(text: str | None) -> int | None:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from dlsupervisor.client import Client
-
     status = _status_arg(args.status)
-    with Client(args.config) as client:
+    with _client(args) as client:
         summaries = client.tasks(status, args.limit)
     if args.json:
         print(json.dumps([_task_json(s) for s in summaries], indent=2, ensure_ascii=False, default=str))
@@ -367,9 +425,7 @@ def _task_json(summary: Any) -> dict[str, Any]:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from dlsupervisor.client import Client
-
-    with Client(args.config) as client:
+    with _client(args) as client:
         status = client.cancel(args.task_id)
     if status is None:
         print(f"dlsupervisor: no task {args.task_id}", file=sys.stderr)
