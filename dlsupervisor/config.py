@@ -10,10 +10,10 @@ import configparser
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from dlsupervisor.errors import ConfigError
 
@@ -33,9 +33,9 @@ class SupervisorSettings:
     heartbeat_timeout: float = 60.0  # an idle worker silent this long is replaced
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class DatabaseSettings:
-    url: str
+    url: str = field(repr=False)  # may hold the password: repr shows redacted() instead
     kind: str  # "mysql" or "sqlite"
     host: str = ""
     port: int = 3306
@@ -47,14 +47,20 @@ class DatabaseSettings:
     def redacted(self) -> str:
         return redact(self.url)
 
+    def __repr__(self) -> str:
+        return _redacted_repr(self)
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class RedisSettings:
-    url: str
+    url: str = field(repr=False)  # may hold the password: repr shows redacted() instead
     key_prefix: str = "dl:"
 
     def redacted(self) -> str:
         return redact(self.url)
+
+    def __repr__(self) -> str:
+        return _redacted_repr(self)
 
 
 @dataclass(frozen=True)
@@ -94,12 +100,23 @@ class Settings:
 
 
 def redact(url: str) -> str:
-    """The url without its password, for logs and `check`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    """The url with any password (user:PASSWORD@ or ?password=) shown as ***, for reprs and `check`."""
+    parts = original = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        parts = parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hostport}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(key.lower() == "password" for key, _ in query):
+        shown = [(key, "***" if key.lower() == "password" else value) for key, value in query]
+        parts = parts._replace(query=urlencode(shown, safe="*"))
+    return url if parts == original else parts.geturl()  # geturl() turns sqlite:/// into sqlite:/
+
+
+def _redacted_repr(settings: DatabaseSettings | RedisSettings) -> str:
+    """The dataclass repr with the url redacted: reprs reach logs and tracebacks."""
+    shown = [f"url={settings.redacted()!r}"]
+    shown += [f"{f.name}={getattr(settings, f.name)!r}" for f in fields(settings) if f.repr]
+    return f"{type(settings).__name__}({', '.join(shown)})"
 
 
 # --- value parsers: each raises ValueError with a short reason -------------------------

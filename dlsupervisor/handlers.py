@@ -1,9 +1,16 @@
-"""Importing handler classes: in workers after fork, in `check` and `submit`; never in the master."""
+"""Importing handler classes: in workers after fork, in `check` and `submit`; never in the master.
+
+Handlers may sit beside their configuration file.  A business application's `Client`
+imports them too, so a lookup there leaves `sys.path` as it was; only a worker, our own
+process, keeps the directory on it (`allow_imports_beside_config`).
+"""
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+from types import ModuleType
 
 from dlsupervisor.config import Settings, SubtypeSettings
 from dlsupervisor.errors import HandlerLoadError
@@ -15,17 +22,44 @@ def import_handler(settings: Settings, sub: SubtypeSettings) -> type[DownloadTas
     """The class named by `handler = module:Class`, or one HandlerLoadError line."""
     module_name, _, attr = sub.handler.partition(":")
     where = f"{settings.path}: [subtype:{sub.name}] handler"
-    config_dir = settings.path.rsplit("/", 1)[0]
-    if config_dir not in sys.path:
-        sys.path.append(config_dir)  # handlers may sit beside their configuration file
     try:
-        module = importlib.import_module(module_name)
+        module = _import_module(module_name, config_dir(settings))
     except Exception as exc:
         raise HandlerLoadError(f"{where}: cannot import {module_name}: {type(exc).__name__}: {exc}") from None
     cls = getattr(module, attr, None)
     if not isinstance(cls, type) or not issubclass(cls, DownloadTaskBase):
         raise HandlerLoadError(f"{where}: {sub.handler} is not a DownloadTaskBase subclass")
     return cls
+
+
+def config_dir(settings: Settings) -> str:
+    return os.path.dirname(settings.path)
+
+
+def allow_imports_beside_config(settings: Settings) -> None:
+    """For a worker: its handler's own later imports of modules beside the file keep working."""
+    directory = config_dir(settings)
+    if directory not in sys.path:
+        sys.path.append(directory)
+
+
+def _import_module(module_name: str, directory: str) -> ModuleType:
+    """Import as is; only when the module itself is not found, look beside the file, with
+    the directory on sys.path for this import alone (appended: installed modules win)."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if directory in sys.path or not (module_name == missing or module_name.startswith(f"{missing}.")):
+            raise  # found nowhere, or a dependency of the module is what is missing
+    sys.path.append(directory)
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        for index in range(len(sys.path) - 1, -1, -1):  # ours: the last one, whatever the module added
+            if sys.path[index] == directory:
+                del sys.path[index]
+                break
 
 
 def subtype_info(settings: Settings, sub: SubtypeSettings, cls: type[DownloadTaskBase]) -> SubTypeInfo:

@@ -198,6 +198,7 @@ def worker_main(
     signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
     try:
         if handler is None:
+            handlers.allow_imports_beside_config(settings)
             cls, info = handlers.load(settings, sub)
             handler = handlers.construct(cls, info, settings)
         else:

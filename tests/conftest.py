@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -12,11 +13,28 @@ from tests.helpers.env import Env
 
 # mysql: MariaDB + Redis (production).  mysql-polling: MariaDB alone, so the queue is the
 # database polled and the election is GET_LOCK.  sqlite: the embedded default, one file,
-# polled queue, file-lock election.
-BACKENDS = ["mysql", "mysql-polling", "sqlite"]
+# polled queue, file-lock election.  DLSUPERVISOR_TEST_BACKENDS=sqlite (comma-separated)
+# runs only those: .ci/run's extra Pythons need no server.
+ALL_BACKENDS = ("mysql", "mysql-polling", "sqlite")
+
+
+def selected_backends() -> tuple[str, ...]:
+    """DLSUPERVISOR_TEST_BACKENDS, checked: a typo must not silently select nothing."""
+    chosen = tuple(
+        b.strip() for b in os.environ.get("DLSUPERVISOR_TEST_BACKENDS", "").split(",") if b.strip()
+    )
+    unknown = set(chosen) - set(ALL_BACKENDS)
+    if unknown:
+        raise pytest.UsageError(f"DLSUPERVISOR_TEST_BACKENDS: unknown {sorted(unknown)}; use {ALL_BACKENDS}")
+    return chosen or ALL_BACKENDS
+
+
+BACKENDS = selected_backends()
 
 
 def make_env(backend: str, tmp_path) -> tuple[Env, callable]:
+    if backend not in BACKENDS:
+        pytest.skip(f"backend {backend} not selected (DLSUPERVISOR_TEST_BACKENDS)")
     if backend in ("mysql", "mysql-polling"):
         db_url = services.create_mysql_database()
         if backend == "mysql-polling":
