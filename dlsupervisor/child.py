@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import psutil
 
-from dlsupervisor.errors import CHILD_EXIT_NAMES, EX_RECYCLE
+from dlsupervisor.errors import CHILD_EXIT_NAMES, EX_OK, EX_RECYCLE
 from dlsupervisor.slots import Control, Slot, SlotState, SlotView
 
 log = logging.getLogger("dlsupervisor.master")
@@ -153,7 +153,7 @@ class Child:
         """any live state → EXITED; then `schedule_restart` if the slot is still wanted."""
         self._expect(ChildState.STARTING, ChildState.RUNNING, ChildState.STOPPING, ChildState.KILLING)
         uptime = now - self.spawned_at
-        described = describe_exit(status)
+        described = self.describe_end(status)
         planned = expected or self.state in (ChildState.STOPPING, ChildState.KILLING) or _recycled(status)
         level = logging.INFO if planned else logging.ERROR
         hint = "; killed by the OOM killer?" if _signal_of(status) == signal.SIGKILL and not planned else ""
@@ -176,6 +176,12 @@ class Child:
             self.slot.close()
             self.slot = None
         self.next_start_at = now + self.backoff_delay(max_backoff)
+
+    def describe_end(self, status: int) -> str:
+        """What happened, for the `exited:` line: a child asked to stop that did says `stopped`."""
+        if self.state is ChildState.STOPPING and status in (EX_OK, EX_RECYCLE):
+            return "stopped"
+        return describe_exit(status)
 
     def schedule_restart(self, now: float) -> None:
         """EXITED → BACKOFF (due at once unless crash-looping)."""
