@@ -220,10 +220,13 @@ class Master:
     # -- reaping -----------------------------------------------------------------------
 
     def reap(self, now: float) -> None:
-        for pid, code in self.ops.reap():
-            child = self.pool.by_pid(pid)
-            if child is not None:
-                self.on_exit(child, code, now)
+        self.ops.reap(lambda pid, code: self.on_reaped(pid, code, now))
+
+    def on_reaped(self, pid: int, code: int, now: float) -> None:
+        """A child ended; it is reaped only after this returns (its pid is still ours)."""
+        child = self.pool.by_pid(pid)
+        if child is not None:
+            self.on_exit(child, code, now)
 
     def on_exit(self, child: Child, code: int, now: float) -> None:
         if child.slot is not None:
@@ -233,7 +236,7 @@ class Master:
         if work is not None and ending is not None:
             self.db.settle(work, ending)
         # Leave no grandchild behind, however the child ended: what is left of its process
-        # group, and what a kill's snapshot found outside it.
+        # group, and what a kill's snapshot found outside it -- before it is reaped.
         self.ops.kill_leftovers(child.pid, child.tree)
         expected = child.retiring or self.phase is not Phase.RUNNING
         conf = self.settings.supervisor

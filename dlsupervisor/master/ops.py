@@ -31,17 +31,24 @@ class ProcessOps:
         """A child running `main`; its pid."""
         return spawn.fork_child(self.inbox, main, self.lifeline)
 
-    def reap(self) -> list[tuple[int, int]]:
-        """(pid, exit status as os.waitstatus_to_exitcode gives it) of every child that ended."""
-        ended = []
+    def reap(self, on_exit: Callable[[int, int], None]) -> None:
+        """For each child that ended: `on_exit(pid, status)`, then reap it.
+
+        `on_exit` runs while the child is still a zombie, so its pid and its process
+        group cannot have been reused: what it signals is that child's and nobody
+        else's.  Status as os.waitstatus_to_exitcode gives it (negative: a signal).
+        """
         while True:
             try:
-                pid, raw = os.waitpid(-1, os.WNOHANG)
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
             except ChildProcessError:
-                return ended
-            if pid == 0:
-                return ended
-            ended.append((pid, os.waitstatus_to_exitcode(raw)))
+                return
+            if info is None:
+                return
+            try:
+                on_exit(info.si_pid, exit_status(info))
+            finally:
+                os.waitpid(info.si_pid, 0)
 
     def signal(self, pid: int, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -53,12 +60,18 @@ class ProcessOps:
         return proctree.signal_tree(pid, sig, known)
 
     def kill_leftovers(self, pid: int, tree: list[psutil.Process]) -> None:
-        """After a child exited: what is left of its group, and of a kill's snapshot."""
+        """After a child exited, before it is reaped: what is left of its group, and of a
+        kill's snapshot."""
         proctree.kill_tree(pid, proctree.alive(tree))
 
     def check_handlers(self, settings: Settings, timeout: float = 60.0) -> str | None:
         """Import every handler in a throwaway child (never in the master): the problem, or None."""
         return preflight(settings, self.inbox, self.lifeline, timeout)
+
+
+def exit_status(info: os.waitid_result) -> int:
+    """waitid's record as a status: the exit code, or minus the signal that ended it."""
+    return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
 
 
 def preflight(

@@ -36,9 +36,10 @@ class FakeOps:
         self.forked.append(self.next_pid)
         return self.next_pid
 
-    def reap(self) -> list[tuple[int, int]]:
+    def reap(self, on_exit: Any) -> None:
         ended, self.exits = self.exits, []
-        return ended
+        for pid, code in ended:
+            on_exit(pid, code)
 
     def signal(self, pid: int, sig: int) -> None:
         self.sent.append(("pid", pid, sig))

@@ -6,10 +6,21 @@ the same on every backend (test_daemon.py runs the behaviours on all three).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import signal
+import subprocess
 
+import psutil
 import pytest
+
+from dlsupervisor import proctree
+from dlsupervisor.master.ops import ProcessOps
+from dlsupervisor.signals import SignalInbox
+from dlsupervisor.spawn import Lifeline
+from tests.helpers.daemon import gone
+from tests.helpers.wait import wait_until
 
 BEHAVIOUR = "tests.hooks.behaviours:Behaviour"
 FAST = {"stop_timeout": 2, "kill_grace": 0.5, "min_uptime": 0.5, "max_backoff": 2}
@@ -36,3 +47,58 @@ def test_a_normal_stop_logs_each_child_as_stopped(env, daemon):
         ("behaviour#2", "stopped; expected"),
         ("scheduler", "stopped; expected"),
     ], d.log_tail()
+
+
+# -- signalling only what is ours -------------------------------------------------------
+
+
+def grandchild_main(write_fd: int) -> int:
+    """A child that leaves `sleep` running in its process group, says its pid, and exits."""
+    sleeper = subprocess.Popen(["sleep", "60"])
+    os.write(write_fd, str(sleeper.pid).encode())
+    return 1
+
+
+def test_a_child_is_reaped_only_after_what_it_left_is_killed():
+    """While on_exit runs the child is still a zombie: its pid and group cannot be reused."""
+    ops = ProcessOps(SignalInbox(), Lifeline())
+    read_fd, write_fd = os.pipe()
+    pid = ops.fork(lambda: grandchild_main(write_fd))
+    os.close(write_fd)
+    sleeper = int(os.read(read_fd, 64))
+    os.close(read_fd)
+    seen = []
+
+    def on_exit(ended: int, code: int) -> None:
+        seen.append((ended, code, psutil.Process(ended).status()))
+        ops.kill_leftovers(ended, [])
+
+    try:
+        wait_until(lambda: gone(pid), what=f"child {pid} exited")
+        wait_until(lambda: ops.reap(on_exit) or seen, what="the exit reaped")
+        assert seen == [(pid, 1, psutil.STATUS_ZOMBIE)]
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # already reaped
+        wait_until(lambda: gone(sleeper), what=f"the grandchild {sleeper} killed with its group")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(sleeper, signal.SIGKILL)
+
+
+def test_a_snapshot_whose_pid_now_names_another_process_is_not_signalled():
+    leader = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        snapshot = psutil.Process(sleeper.pid)
+        earlier = psutil.Process(sleeper.pid)
+        earlier._create_time = snapshot.create_time() - 10  # what an earlier holder of the pid had
+        assert proctree.same_process(snapshot)
+        assert not proctree.same_process(earlier)
+        assert proctree.alive([earlier, snapshot]) == [snapshot]
+        proctree.signal_tree(leader.pid, signal.SIGKILL, [earlier])
+        assert leader.wait(10) == -signal.SIGKILL
+        assert sleeper.poll() is None, "a process that only shares a pid with the snapshot was killed"
+    finally:
+        for proc in (leader, sleeper):
+            proc.kill()
+            proc.wait(10)
