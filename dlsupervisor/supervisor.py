@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import setproctitle
 
-from dlsupervisor import logsetup, remarks, spawn, statusfile, systemd
+from dlsupervisor import config, logsetup, remarks, spawn, statusfile, systemd
 from dlsupervisor.child import Child, ChildState, KillReason, describe_exit
 from dlsupervisor.config import Settings
 from dlsupervisor.errors import EX_FAILURE, EX_OK, ConfigError
@@ -98,6 +98,7 @@ class Master:
         self.next_status = 0.0
         self.status_written: tuple | None = None
         self.status_path = os.path.join(settings.supervisor.run_dir, "status.json")
+        self.reloading: reload.PendingReload | None = None
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -143,7 +144,7 @@ class Master:
     def next_wait(self, now: float) -> float:
         """Seconds until a step is due; the loop sleeps that long unless a signal comes first."""
         due = [now + self.idle_tick(), self.next_status]
-        if self.phase is not Phase.RUNNING or self.db.pending:
+        if self.phase is not Phase.RUNNING or self.db.pending or self.reloading:
             due.append(now + TICK)
         if not self.ready_sent:
             due.append(self.started_at + READY_AFTER)
@@ -163,6 +164,7 @@ class Master:
 
     def tick(self, now: float) -> None:
         self.reap(now)
+        self.advance_reload(now)
         self.read_slots()
         self.enforce_deadlines(now)
         self.sync_database(now)
@@ -195,14 +197,37 @@ class Master:
         log.info("master: %s: worker count %+d per subtype until the next reload", why, self.scale_delta)
 
     def reload(self, now: float) -> None:
-        """Parse, validate, diff, act: a bad file changes nothing (SPEC §2)."""
+        """SIGHUP: parse the file now; check its handlers in a child the loop polls."""
+        if self.reloading is not None:
+            self.reloading.again = True  # check the file again once this check is done
+            return
         systemd.reloading()
         try:
-            new = reload.load_checked(self.settings.path, self.ops.check_handlers)
+            new = config.load(self.settings.path)
         except ConfigError as exc:
-            log.error("reload failed, configuration unchanged: %s", exc)
-            systemd.notify("READY=1")
+            self.reload_failed(exc)
             return
+        self.reloading = reload.PendingReload(new, self.ops.check_handlers(new, now))
+
+    def advance_reload(self, now: float) -> None:
+        """Once the handler check has its verdict: apply the diff, or change nothing (SPEC §2)."""
+        pending = self.reloading
+        result = pending.check.poll(now) if pending is not None else None
+        if result is None:
+            return
+        self.reloading = None
+        if result.problem:
+            self.reload_failed(result.problem)
+        else:
+            self.apply_reload(pending.settings)
+        if pending.again:
+            self.reload(now)
+
+    def reload_failed(self, problem: object) -> None:
+        log.error("reload failed, configuration unchanged: %s", problem)
+        systemd.notify("READY=1")
+
+    def apply_reload(self, new: Settings) -> None:
         leaving = reload.retirements(self.pool, new)
         self.settings = new
         self.scale_delta = 0
@@ -211,6 +236,12 @@ class Master:
             self.retire(child, why)
         log.info("master: reloaded %s", new.path)
         systemd.notify("READY=1")
+
+    def cancel_reload(self) -> None:
+        """Stopping: a reload still checking its handlers is dropped."""
+        if self.reloading is not None:
+            self.reloading.check.close()
+            self.reloading = None
 
     def signal_children(self, signum: int) -> None:
         for child in self.pool:
@@ -227,6 +258,8 @@ class Master:
         child = self.pool.by_pid(pid)
         if child is not None:
             self.on_exit(child, code, now)
+        elif self.reloading is not None and pid == self.reloading.check.pid:
+            self.reloading.check.exited = True
 
     def on_exit(self, child: Child, code: int, now: float) -> None:
         if child.slot is not None:
@@ -370,6 +403,7 @@ class Master:
         stop_timeout = self.settings.supervisor.stop_timeout
         log.info("master: %s: draining; in-flight exports have %gs to finish", why, stop_timeout)
         systemd.notify("STOPPING=1")
+        self.cancel_reload()
         self.phase = Phase.DRAINING
         self.drain_deadline = now + stop_timeout
         for child in self.pool:
@@ -381,6 +415,7 @@ class Master:
     def begin_fast_stop(self, now: float, why: str) -> None:
         log.warning("master: %s: stopping now; in-flight items go back to READY", why)
         systemd.notify("STOPPING=1")
+        self.cancel_reload()
         self.phase = Phase.STOPPING
         for child in self.pool:
             if child.live and child.state is not ChildState.KILLING:
@@ -409,6 +444,7 @@ class Master:
                 self.phase = Phase.EXITED
 
     def emergency_stop(self) -> None:
+        self.cancel_reload()
         for child in self.pool:
             if child.live:
                 child.kill_hard(self.ops)

@@ -11,6 +11,7 @@ import os
 import select
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import psutil
 
@@ -64,9 +65,9 @@ class ProcessOps:
         kill's snapshot."""
         proctree.kill_tree(pid, proctree.alive(tree))
 
-    def check_handlers(self, settings: Settings, timeout: float = 60.0) -> str | None:
-        """Import every handler in a throwaway child (never in the master): the problem, or None."""
-        return preflight(settings, self.inbox, self.lifeline, timeout)
+    def check_handlers(self, settings: Settings, now: float, timeout: float = 60.0) -> HandlerCheck:
+        """Start importing every handler in a throwaway child (never in the master)."""
+        return HandlerCheck.start(settings, self.fork, timeout, now)
 
 
 def exit_status(info: os.waitid_result) -> int:
@@ -74,41 +75,95 @@ def exit_status(info: os.waitid_result) -> int:
     return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
 
 
-def preflight(
-    settings: Settings,
-    inbox: SignalInbox | None = None,
-    lifeline: spawn.Lifeline | None = None,
-    timeout: float = 60.0,
-) -> str | None:
-    """Import every handler in a throwaway child: the master itself never imports user code.
+@dataclass(frozen=True)
+class CheckResult:
+    problem: str | None  # one line, or None when every handler loads
+
+
+class HandlerCheck:
+    """A throwaway child importing every handler, polled by the loop so it never waits on it.
+
+    The master itself never imports user code; a slow import costs the loop nothing.
+    The child's pid is reaped by whoever reaps the master's children (`exited` says so).
+    """
+
+    def __init__(self, settings: Settings, pid: int, read_fd: int, timeout: float, now: float) -> None:
+        self.settings = settings
+        self.pid = pid
+        self.timeout = timeout
+        self.deadline = now + timeout
+        self.exited = False
+        self._read_fd: int | None = read_fd
+        self._chunks: list[bytes] = []
+        self._result: CheckResult | None = None
+
+    @classmethod
+    def start(
+        cls, settings: Settings, fork: Callable[[Callable[[], int]], int], timeout: float, now: float
+    ) -> HandlerCheck:
+        read_fd, write_fd = os.pipe()
+
+        def check() -> int:
+            from dlsupervisor import handlers  # in the child only
+
+            os.close(read_fd)
+            problem = handlers.check_all(settings)
+            os.write(write_fd, (problem or "").encode()[:4000])
+            return EX_OK
+
+        pid = fork(check)
+        os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        return cls(settings, pid, read_fd, timeout, now)
+
+    def fileno(self) -> int | None:
+        return self._read_fd
+
+    def poll(self, now: float) -> CheckResult | None:
+        """The verdict once there is one; None while the child is still importing."""
+        if self._result is not None or self._read_fd is None:
+            return self._result
+        while True:
+            try:
+                chunk = os.read(self._read_fd, 4096)
+            except BlockingIOError:
+                break
+            if not chunk:
+                return self._finish(b"".join(self._chunks).decode() or None)
+            self._chunks.append(chunk)
+        if now >= self.deadline:
+            self.cancel()
+            return self._finish(f"{self.settings.path}: importing the handlers took over {self.timeout:g}s")
+        return None
+
+    def cancel(self) -> None:
+        """Kill the child if it is still running (never once reaped: its pid may be reused)."""
+        if not self.exited:
+            proctree.kill_tree(self.pid)
+
+    def close(self) -> None:
+        if self._result is None:
+            self.cancel()
+        if self._read_fd is not None:
+            os.close(self._read_fd)
+            self._read_fd = None
+
+    def _finish(self, problem: str | None) -> CheckResult:
+        self._result = CheckResult(problem)
+        self.close()
+        return self._result
+
+
+def preflight(settings: Settings, timeout: float = 60.0) -> str | None:
+    """Before a master starts: import every handler in a throwaway child, and wait for it.
 
     Returns the one-line problem, or None when every handler loads.
     """
-    from dlsupervisor import handlers
-
-    read_fd, write_fd = os.pipe()
-
-    def check() -> int:
-        os.close(read_fd)
-        problem = handlers.check_all(settings)
-        os.write(write_fd, (problem or "").encode()[:4000])
-        return EX_OK
-
-    pid = spawn.fork_child(inbox, check, lifeline) if inbox else spawn.fork_plain(check)
-    os.close(write_fd)
-    deadline = time.monotonic() + timeout
-    chunks = []
+    check = HandlerCheck.start(settings, spawn.fork_plain, timeout, time.monotonic())
     try:
-        while time.monotonic() < deadline:
-            if select.select([read_fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
-                chunk = os.read(read_fd, 4096)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        else:
-            proctree.kill_tree(pid)
-            chunks = [f"{settings.path}: importing the handlers took over {timeout:g}s".encode()]
+        while (result := check.poll(time.monotonic())) is None:
+            select.select([check.fileno()], [], [], max(0.0, check.deadline - time.monotonic()))
     finally:
-        os.close(read_fd)
-        os.waitpid(pid, 0)
-    return b"".join(chunks).decode() or None
+        check.close()
+        os.waitpid(check.pid, 0)
+    return result.problem

@@ -11,6 +11,8 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any
 
+from dlsupervisor.master.ops import CheckResult
+
 
 @dataclass
 class FakeClock:
@@ -21,6 +23,22 @@ class FakeClock:
 
 
 @dataclass
+class FakeCheck:
+    """A handler check that never forks: `result` None while it "imports"."""
+
+    pid: int
+    result: CheckResult | None
+    exited: bool = False
+    closed: bool = False
+
+    def poll(self, now: float) -> CheckResult | None:
+        return self.result
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
 class FakeOps:
     next_pid: int = 40000
     forked: list[int] = field(default_factory=list)
@@ -28,6 +46,8 @@ class FakeOps:
     exits: list[tuple[int, int]] = field(default_factory=list)
     handler_problem: str | None = None
     handler_checks: int = 0
+    hold_checks: bool = False  # checks stay pending until the test sets their result
+    checks: list[FakeCheck] = field(default_factory=list)
 
     # -- the seam ----------------------------------------------------------------------
 
@@ -51,9 +71,12 @@ class FakeOps:
     def kill_leftovers(self, pid: int, tree: list) -> None:
         self.sent.append(("leftovers", pid, signal.SIGKILL))
 
-    def check_handlers(self, settings: Any, timeout: float = 60.0) -> str | None:
+    def check_handlers(self, settings: Any, now: float, timeout: float = 60.0) -> FakeCheck:
         self.handler_checks += 1
-        return self.handler_problem
+        self.next_pid += 1
+        check = FakeCheck(self.next_pid, None if self.hold_checks else CheckResult(self.handler_problem))
+        self.checks.append(check)
+        return check
 
     # -- the test's side ---------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import pytest
 
 from dlsupervisor import proctree
 from dlsupervisor.master.ops import ProcessOps
+from dlsupervisor.model import ItemStatus
 from dlsupervisor.signals import SignalInbox
 from dlsupervisor.spawn import Lifeline
 from tests.helpers.daemon import gone
@@ -102,3 +103,41 @@ def test_a_snapshot_whose_pid_now_names_another_process_is_not_signalled():
         for proc in (leader, sleeper):
             proc.kill()
             proc.wait(10)
+
+
+# -- a reload does not stop the loop ---------------------------------------------------
+
+
+@SQLITE_ONLY
+def test_the_master_keeps_supervising_while_a_reload_imports_a_slow_handler(
+    env, daemon, tmp_path, monkeypatch
+):
+    """Heartbeats and timeouts go on while the reload's handler check sleeps in its import."""
+    marker = tmp_path / "slow-import"
+    monkeypatch.setenv("DLSV_SLOW_IMPORT", str(marker))
+    subtypes = {
+        "behaviour": {"handler": BEHAVIOUR, "workers": 1, "timeout": 1},
+        "slow": {"handler": "tests.hooks.slow_import:SlowImport", "workers": 1, "timeout": 0},
+    }
+    d = daemon(subtypes=subtypes, supervisor=FAST, scheduler={"poll_interval": 0.05, "lease": 2}).start()
+    d.wait_child("behaviour#1", state="idle")
+    _, [running] = env.new_task({"do": "sleep", "seconds": 30}, sub_type=16)
+    d.wait_item(running, status=ItemStatus.PROCESSING)
+    marker.write_text("8")  # the reload's check now takes 8 s to import the handlers
+    d.signal(signal.SIGHUP)
+    d.wait_notify("RELOADING=1")
+    beat = env.db.item(running)["last_updated_time"]
+    _, [hung] = env.new_task({"do": "hang"}, sub_type=15)
+    row = d.wait_item(hung, timeout=6, status=ItemStatus.FAILED)
+    assert row["remark"].startswith("timeout:")
+    wait_until(
+        lambda: env.db.item(running)["last_updated_time"] > beat,
+        timeout=3,
+        what="a heartbeat",
+        context=d.context,
+    )
+    assert "master: reloaded" not in d.log_tail(10_000), "the check was meant to be still importing"
+    wait_until(
+        lambda: "master: reloaded" in d.log_tail(10_000), timeout=20, what="the reload", context=d.context
+    )
+    assert env.db.item(running)["status"] == ItemStatus.PROCESSING

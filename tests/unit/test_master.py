@@ -11,6 +11,7 @@ import pytest
 
 from dlsupervisor import logsetup, remarks, statusfile
 from dlsupervisor.child import Child, ChildState, KillReason
+from dlsupervisor.master.ops import CheckResult
 from dlsupervisor.model import ItemStatus
 from dlsupervisor.slots import SlotState
 from dlsupervisor.supervisor import Master, Phase
@@ -236,3 +237,34 @@ def test_a_reload_whose_handlers_do_not_import_changes_nothing(harness):
     h.master.on_signal(signal.SIGHUP, h.clock.now)
     h.tick()
     assert h.master.settings is before and len(h.master.pool) == 1
+
+
+def test_the_loop_keeps_supervising_while_a_reload_checks_its_handlers(harness):
+    subtypes = {"behaviour": {"handler": "tests.hooks.behaviours:Behaviour", "workers": 1, "timeout": 2}}
+    h = harness(subtypes=subtypes)
+    h.boot()
+    child = h.child("behaviour#1")
+    item_id = h.start_item(child)
+    h.ops.hold_checks = True
+    h.master.on_signal(signal.SIGHUP, h.clock.now)
+    h.tick(2.0)
+    assert h.master.reloading is not None  # still checking ...
+    assert h.item(item_id)["remark"].startswith(remarks.TIMEOUT)  # ... and the timeout was enforced
+    assert child.state is ChildState.KILLING
+    h.master.on_signal(signal.SIGHUP, h.clock.now)  # a second SIGHUP waits for the first check
+    assert h.ops.handler_checks == 1
+    h.ops.checks[0].result = CheckResult(None)
+    h.tick(0.1)
+    assert h.ops.handler_checks == 2  # the file is checked again for the second SIGHUP
+    h.ops.checks[1].result = CheckResult(None)
+    h.tick(0.1)
+    assert h.master.reloading is None
+
+
+def test_stopping_drops_a_reload_still_checking_its_handlers(harness):
+    h = harness()
+    h.boot()
+    h.ops.hold_checks = True
+    h.master.on_signal(signal.SIGHUP, h.clock.now)
+    h.master.on_signal(signal.SIGTERM, h.clock.now)
+    assert h.master.reloading is None and h.ops.checks[0].closed
