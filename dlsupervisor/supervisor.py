@@ -207,6 +207,11 @@ class Master:
         except ConfigError as exc:
             self.reload_failed(exc)
             return
+        moved = reload.moved_servers(self.settings, new)
+        if moved:
+            log.error("reload refused, configuration unchanged: %s changed; restart to apply it", moved)
+            systemd.notify("READY=1")
+            return
         self.reloading = reload.PendingReload(new, self.ops.check_handlers(new, now))
 
     def advance_reload(self, now: float) -> None:

@@ -24,6 +24,20 @@ class PendingReload:
     again: bool = False
 
 
+def moved_servers(old: Settings, new: Settings) -> str | None:
+    """`[database]` / `[redis]` if the new file moves them: the master's own store and queue
+    stay on the old server, so such a file is refused whole (never half-applied)."""
+    moved = [
+        section
+        for section, before, after in (
+            ("[database]", old.database, new.database),
+            ("[redis]", old.redis, new.redis),
+        )
+        if before != after
+    ]
+    return " and ".join(moved) or None
+
+
 def retirements(children: Iterable[Child], new: Settings) -> list[tuple[Child, str]]:
     """The children the new settings no longer describe, with why: they finish their item, then go."""
     leaving = []

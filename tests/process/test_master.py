@@ -141,3 +141,27 @@ def test_the_master_keeps_supervising_while_a_reload_imports_a_slow_handler(
         lambda: "master: reloaded" in d.log_tail(10_000), timeout=20, what="the reload", context=d.context
     )
     assert env.db.item(running)["status"] == ItemStatus.PROCESSING
+
+
+# -- a reload never moves the master to another server -----------------------------------
+
+
+@SQLITE_ONLY
+def test_a_reload_that_changes_the_database_is_refused_with_one_line(env, daemon, tmp_path):
+    d = daemon(**config(workers=1)).start()
+    before = d.wait_child("behaviour#1", state="idle")["pid"]
+    text = d.config_path.read_text()
+    moved = text.replace(env.db_url, f"sqlite://{tmp_path}/elsewhere.db").replace(
+        "workers = 1", "workers = 2"
+    )
+    assert moved != text
+    d.config_path.write_text(moved)
+    d.signal(signal.SIGHUP)
+    d.wait_notify("RELOADING=1")
+    wait_until(lambda: "reload refused" in d.log_tail(), what="the refusal", context=d.context)
+    assert d.log_tail(10_000).count("reload refused") == 1
+    assert "[database] changed; restart to apply it" in d.log_tail()
+    task_id, [item_id] = env.new_task({"do": "ok"})
+    d.wait_item(item_id, status=ItemStatus.DONE)  # still on the first database
+    assert sorted(d.children()) == ["behaviour#1", "scheduler"]
+    assert d.child("behaviour#1")["pid"] == before

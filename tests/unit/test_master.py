@@ -15,6 +15,7 @@ from dlsupervisor.master.ops import CheckResult
 from dlsupervisor.model import ItemStatus
 from dlsupervisor.slots import SlotState
 from dlsupervisor.supervisor import Master, Phase
+from tests.helpers.env import config_text
 from tests.helpers.fakeops import FakeClock, FakeOps
 
 FAST = {"min_uptime": 1, "max_backoff": 2, "kill_grace": 1, "stop_timeout": 3, "heartbeat_timeout": 60}
@@ -268,3 +269,24 @@ def test_stopping_drops_a_reload_still_checking_its_handlers(harness):
     h.master.on_signal(signal.SIGHUP, h.clock.now)
     h.master.on_signal(signal.SIGTERM, h.clock.now)
     assert h.master.reloading is None and h.ops.checks[0].closed
+
+
+@pytest.mark.parametrize("moved", ["[database]", "[redis]"])
+def test_a_reload_that_moves_the_database_or_redis_is_refused_whole(harness, tmp_path, caplog, moved):
+    h = harness()
+    h.boot()
+    before, pid = h.master.settings, h.child("behaviour#1").pid
+    db_url = f"sqlite://{tmp_path}/other.db" if moved == "[database]" else h.env.db_url
+    redis_url = "redis://127.0.0.1:6379/0" if moved == "[redis]" else None
+    handler = {"handler": "tests.hooks.behaviours:Behaviour", "workers": 3}
+    text = config_text(
+        db_url, redis_url, "x:", h.env.run_dir, supervisor=FAST, subtypes={"behaviour": handler}
+    )
+    h.env.config_path.write_text(text)
+    caplog.set_level(logging.INFO, "dlsupervisor.master")
+    h.master.on_signal(signal.SIGHUP, h.clock.now)
+    h.tick()
+    assert h.master.settings is before and h.ops.handler_checks == 0
+    assert [c.pid for c in h.master.pool] == [pid] and h.ops.signals_to(pid) == []
+    refused = [r.getMessage() for r in caplog.records if "reload" in r.getMessage()]
+    assert refused == [f"reload refused, configuration unchanged: {moved} changed; restart to apply it"]
