@@ -1,9 +1,10 @@
 """The master's database calls: outcomes written behind, heartbeats, and checks of held items.
 
-None of them may stall the loop: a call that finds the database unavailable
-is kept and retried on a later tick (write-behind), and the connection backs
-off for a second.  Recording what a child held when it died or was killed is
-`settle`, the one place that turns a child's work and its ending into a store call.
+None of them may stall the loop, nor end it: a call that finds the database
+unavailable, or that the database refuses (read-only, denied), is kept and
+retried on a later tick (write-behind) while the connection backs off.
+Recording what a child held when it died or was killed is `settle`, the one
+place that turns a child's work and its ending into a store call.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ log = logging.getLogger("dlsupervisor.master")
 
 DB_TIMEOUT = 2.0  # the master's database calls must not stall its loop for long
 RETRY_AFTER = 1.0  # seconds the master leaves the database alone after it was unavailable
+MAX_ERROR_BACKOFF = 5.0  # the longest wait between calls the database refuses (a heartbeat period)
 CANCELLED = Outcome(int(ItemStatus.CANCELLED), remarks.CANCELLED)
 
 
@@ -71,6 +73,46 @@ class Ending:
         return cls(EndingKind.REQUEUED, reason)
 
 
+def error_kind(exc: BaseException) -> str:
+    """`OperationalError 1290`: the class and, for a DB-API error, its code."""
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    return type(exc).__name__ + (f" {code}" if code is not None else "")
+
+
+class Refusals:
+    """Errors that are not outages (read-only, denied, ...), per kind of call: each error
+    kind logged once, the refused call retried with a doubling backoff (the others go on)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.failing: dict[str, tuple[float, float]] = {}  # call -> (retry at, delay)
+        self.logged: set[str] = set()
+        self.since: float | None = None
+
+    def allowed(self, op: str) -> bool:
+        return self.clock() >= self.failing.get(op, (0.0, 0.0))[0]
+
+    def failed(self, op: str, exc: Exception) -> None:
+        kind = error_kind(exc)
+        delay = min(MAX_ERROR_BACKOFF, self.failing[op][1] * 2 if op in self.failing else RETRY_AFTER)
+        self.failing[op] = (self.clock() + delay, delay)
+        if kind not in self.logged:
+            self.logged.add(kind)
+            self.since = self.since or self.clock()
+            log.error("database refused a call (%s): %s; retrying with backoff", kind, exc, exc_info=True)
+        else:
+            log.debug("database refused a call again (%s: %s); retry in %gs", kind, op, delay)
+
+    def succeeded(self, op: str) -> None:
+        if self.failing.pop(op, None) is None or self.failing:
+            return
+        kinds = ", ".join(sorted(self.logged))
+        log.warning(
+            "recovered: database calls succeed again after %.1fs (%s)", self.clock() - self.since, kinds
+        )
+        self.logged, self.since = set(), None
+
+
 class MasterDatabase:
     """The master's one connection, its outage state and its unwritten outcomes."""
 
@@ -79,6 +121,7 @@ class MasterDatabase:
         self.clock = clock
         self.store: Store | None = None
         self.outage = Outage(log, clock)
+        self.refusals = Refusals(clock)
         self.retry_at = 0.0
         self.pending: list[tuple[str, Callable[[Store], Any]]] = []
 
@@ -90,9 +133,10 @@ class MasterDatabase:
         if self.store is not None:
             self.store.close()
 
-    def call(self, call: Callable[[Store], Any]) -> tuple[bool, Any]:
-        """(True, result), or (False, None) while the database is unavailable or backing off."""
-        if self.clock() < self.retry_at:
+    def call(self, call: Callable[[Store], Any], op: str) -> tuple[bool, Any]:
+        """(True, result), or (False, None) while the database is unavailable, or refuses
+        this kind of call (`op`), or the call is backing off."""
+        if self.clock() < self.retry_at or not self.refusals.allowed(op):
             return False, None
         if self.store is None:
             self.open()
@@ -102,12 +146,16 @@ class MasterDatabase:
             self.outage.down(exc)
             self.retry_at = self.clock() + RETRY_AFTER
             return False, None
+        except Exception as exc:  # a store call's boundary: never the master's end, nor an export's
+            self.refusals.failed(op, exc)
+            return False, None
         self.outage.up()
+        self.refusals.succeeded(op)
         return True, result
 
     def write(self, what: str, call: Callable[[Store], Any]) -> None:
         """An outcome the master records: now if it can, else on a later tick."""
-        done, applied = self.call(call)
+        done, applied = self.call(call, "write")
         if done:
             level = logging.WARNING if applied else logging.INFO
             log.log(level, "%s%s", what, "" if applied else " (already settled)")
@@ -117,7 +165,7 @@ class MasterDatabase:
     def flush(self) -> None:
         """Retry what could not be written; while down, ping (at most once a second)."""
         if self.outage.since is not None:
-            self.call(lambda s: s.ping())
+            self.call(lambda s: s.ping(), "ping")
         pending, self.pending = self.pending, []
         for what, call in pending:
             self.write(what, call)
@@ -142,9 +190,9 @@ class MasterDatabase:
 
     def heartbeat(self, items: Sequence[int], tasks: Sequence[int]) -> None:
         if items or tasks:
-            self.call(lambda s: s.heartbeat(items, tasks))
+            self.call(lambda s: s.heartbeat(items, tasks), "heartbeat")
 
     def held_states(self, items: Sequence[int]) -> dict[int, tuple[int, str | None, int | None]] | None:
         """Each held item's (status, remark, task status); None while unavailable."""
-        ok, states = self.call(lambda s: s.held_states(list(items)))
+        ok, states = self.call(lambda s: s.held_states(list(items)), "held_states")
         return states if ok else None

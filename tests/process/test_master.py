@@ -11,8 +11,12 @@ import os
 import re
 import signal
 import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 import psutil
+import pymysql
 import pytest
 
 from dlsupervisor import proctree
@@ -20,7 +24,8 @@ from dlsupervisor.master.ops import ProcessOps
 from dlsupervisor.model import ItemStatus
 from dlsupervisor.signals import SignalInbox
 from dlsupervisor.spawn import Lifeline
-from tests.helpers.daemon import gone
+from tests.helpers import services
+from tests.helpers.daemon import Daemon, gone
 from tests.helpers.wait import wait_until
 
 BEHAVIOUR = "tests.hooks.behaviours:Behaviour"
@@ -165,3 +170,83 @@ def test_a_reload_that_changes_the_database_is_refused_with_one_line(env, daemon
     d.wait_item(item_id, status=ItemStatus.DONE)  # still on the first database
     assert sorted(d.children()) == ["behaviour#1", "scheduler"]
     assert d.child("behaviour#1")["pid"] == before
+
+
+# -- a database that refuses the master's statements --------------------------------------
+
+
+class AsUser:
+    """The test's environment, but the daemon connects with another database URL."""
+
+    def __init__(self, env, db_url: str) -> None:
+        self._env = env
+        self.db_url = db_url
+
+    def __getattr__(self, name: str):
+        return getattr(self._env, name)
+
+
+@contextlib.contextmanager
+def restricted_user(db_url: str) -> Iterator[tuple[str, Callable[[str], None]]]:
+    """A MySQL user with every privilege on each table of this test's database, one at a
+    time revocable: yields its URL and `run(sql_template)` for GRANT/REVOKE ... {user}."""
+    parts = urlsplit(db_url)
+    name = parts.path.lstrip("/")
+    user, password = f"dlsv_u_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    accounts = [f"'{user}'@'{host}'" for host in ("%", "localhost", "127.0.0.1")]
+    conn = services.mysql_root()
+
+    def run(template: str) -> None:
+        with conn.cursor() as cursor:
+            for account in accounts:
+                cursor.execute(template.format(db=name, user=account))
+
+    try:
+        run(f"CREATE USER {{user}} IDENTIFIED BY '{password}'")
+        with conn.cursor() as cursor:
+            cursor.execute(f"SHOW TABLES FROM `{name}`")
+            tables = [row[0] for row in cursor.fetchall()]
+        for table in tables:
+            run(f"GRANT ALL ON `{{db}}`.`{table}` TO {{user}}")
+        yield f"mysql://{user}:{password}@{parts.hostname}:{parts.port or 3306}/{name}", run
+    finally:
+        with contextlib.suppress(pymysql.err.Error):
+            run("DROP USER IF EXISTS {user}")
+        conn.close()
+
+
+def test_a_statement_the_database_refuses_is_retried_and_never_kills_an_export(mysql_env):
+    """UPDATE denied (1142) on the table the master heartbeats: logged once, retried with
+    backoff; the master stays up and the export finishes once the privilege is back (within
+    the lease, or the scheduler would rightly take the item back)."""
+    env = mysql_env
+    with restricted_user(env.db_url) as (url, run):
+        d = Daemon(
+            AsUser(env, url),
+            "restricted",
+            subtypes={"behaviour": {"handler": BEHAVIOUR, "workers": 1, "timeout": 0}},
+            supervisor=FAST,
+            scheduler={"poll_interval": 0.05, "lease": 12},  # the master heartbeats every 3 s
+        )
+        try:
+            d.start()
+            _, [item_id] = env.new_task({"do": "sleep", "seconds": 12})
+            worker = wait_until(
+                lambda: d.child("behaviour#1").get("item") == item_id and d.child("behaviour#1")
+            )
+            run("REVOKE UPDATE ON `{db}`.`download_item` FROM {user}")
+            refused = "database refused a call (OperationalError 1142)"
+            wait_until(
+                lambda: refused in d.log_tail(), timeout=10, what="the refusal logged", context=d.context
+            )
+            again = "database refused a call again (OperationalError 1142: heartbeat)"
+            wait_until(lambda: again in d.log_tail(10_000), timeout=10, what="retries", context=d.context)
+            run("GRANT UPDATE ON `{db}`.`download_item` TO {user}")
+            d.wait_item(item_id, timeout=20, status=ItemStatus.DONE)
+            log = d.log_tail(10_000)
+            assert log.count(refused) == 1
+            assert "master crashed" not in log and "recovered: database calls succeed again" in log
+            after = d.child("behaviour#1")
+            assert (after["pid"], after["restarts"]) == (worker["pid"], 0), "the export's worker was killed"
+        finally:
+            assert d.close() == []
