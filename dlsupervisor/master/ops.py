@@ -75,6 +75,9 @@ def exit_status(info: os.waitid_result) -> int:
     return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
 
 
+ANSWERED = b"\x00"  # the check child's first byte: it ran to the end (a problem may follow)
+
+
 @dataclass(frozen=True)
 class CheckResult:
     problem: str | None  # one line, or None when every handler loads
@@ -108,7 +111,7 @@ class HandlerCheck:
 
             os.close(read_fd)
             problem = handlers.check_all(settings)
-            os.write(write_fd, (problem or "").encode()[:4000])
+            os.write(write_fd, ANSWERED + (problem or "").encode()[:4000])
             return EX_OK
 
         pid = fork(check)
@@ -129,7 +132,7 @@ class HandlerCheck:
             except BlockingIOError:
                 break
             if not chunk:
-                return self._finish(b"".join(self._chunks).decode() or None)
+                return self._finish(self._answer())
             self._chunks.append(chunk)
         if now >= self.deadline:
             self.cancel()
@@ -147,6 +150,13 @@ class HandlerCheck:
         if self._read_fd is not None:
             os.close(self._read_fd)
             self._read_fd = None
+
+    def _answer(self) -> str | None:
+        """The child's problem line; a child that ended without answering is a problem too."""
+        received = b"".join(self._chunks)
+        if not received.startswith(ANSWERED):
+            return f"{self.settings.path}: the handler check ended without an answer (see the log)"
+        return received[len(ANSWERED) :].decode(errors="replace") or None
 
     def _finish(self, problem: str | None) -> CheckResult:
         self._result = CheckResult(problem)

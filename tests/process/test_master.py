@@ -20,7 +20,8 @@ import pymysql
 import pytest
 
 from dlsupervisor import proctree
-from dlsupervisor.master.ops import ProcessOps
+from dlsupervisor.config import load as load_config
+from dlsupervisor.master.ops import ProcessOps, preflight
 from dlsupervisor.model import ItemStatus
 from dlsupervisor.signals import SignalInbox
 from dlsupervisor.spawn import Lifeline
@@ -250,3 +251,20 @@ def test_a_statement_the_database_refuses_is_retried_and_never_kills_an_export(m
             assert (after["pid"], after["restarts"]) == (worker["pid"], 0), "the export's worker was killed"
         finally:
             assert d.close() == []
+
+
+def test_a_handler_check_that_ends_without_answering_is_a_problem(tmp_path):
+    path = tmp_path / "exits.ini"
+    path.write_text(
+        f"[database]\nurl = sqlite://{tmp_path}/dl.db\n\n"
+        "[subtype:quiet]\nhandler = tests.hooks.exits_on_import:Nothing\n"
+    )
+    settings = load_config(str(path))
+    assert (
+        preflight(settings, timeout=20) == f"{path}: the handler check ended without an answer (see the log)"
+    )
+    good = tmp_path / "good.ini"
+    good.write_text(
+        f"[database]\nurl = sqlite://{tmp_path}/dl.db\n\n[subtype:behaviour]\nhandler = {BEHAVIOUR}\n"
+    )
+    assert preflight(load_config(str(good)), timeout=20) is None
