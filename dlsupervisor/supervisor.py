@@ -53,6 +53,7 @@ TICK = 0.1  # seconds between passes while draining or stopping, or retrying a d
 IDLE_TICK = 0.5  # the longest the loop sleeps (it also notices a worker going busy by then)
 HELD_CHECK_EVERY = 0.5  # seconds between checks that held items are still ours (cancel)
 READY_AFTER = 5.0  # send READY=1 after this long even if some child is still booting
+HEARTBEAT_EVERY = 5.0  # seconds between heartbeats, unless a quarter of the lease is less
 EXIT_GRACE = 5.0  # seconds a stopping master keeps trying to record what its children held
 
 
@@ -94,7 +95,6 @@ class Master:
         self.exit_grace_until: float | None = None
         self.next_held_check = 0.0
         self.next_heartbeat = 0.0
-        self.heartbeat_every = min(5.0, settings.scheduler.lease / 4)
         self.next_status = 0.0
         self.status_written: tuple | None = None
         self.status_path = os.path.join(settings.supervisor.run_dir, "status.json")
@@ -155,6 +155,11 @@ class Master:
         if any(c.busy and c.state in (ChildState.RUNNING, ChildState.STOPPING) for c in self.pool):
             due += [self.next_held_check, self.next_heartbeat]
         return max(0.0, min(due) - now)
+
+    @property
+    def heartbeat_every(self) -> float:
+        """Seconds between heartbeats of held work: well inside the (current) lease."""
+        return min(HEARTBEAT_EVERY, self.settings.scheduler.lease / 4)
 
     def idle_tick(self) -> float:
         """IDLE_TICK, or less when a timeout or heartbeat_timeout is short: a quarter of it."""

@@ -290,3 +290,16 @@ def test_a_reload_that_moves_the_database_or_redis_is_refused_whole(harness, tmp
     assert [c.pid for c in h.master.pool] == [pid] and h.ops.signals_to(pid) == []
     refused = [r.getMessage() for r in caplog.records if "reload" in r.getMessage()]
     assert refused == [f"reload refused, configuration unchanged: {moved} changed; restart to apply it"]
+
+
+def test_heartbeats_follow_a_reloaded_lease(harness):
+    h = harness()
+    h.boot()
+    item_id = h.start_item(h.child("behaviour#1"))
+    assert h.master.next_heartbeat == h.clock.now + 5.0
+    h.env.write_config(supervisor=FAST, subtypes=h.subtypes, scheduler={"poll_interval": 0.05, "lease": 2})
+    h.master.on_signal(signal.SIGHUP, h.clock.now)
+    h.tick(5.0)  # the reload applies, the due heartbeat goes out
+    assert h.master.settings.scheduler.lease == 2
+    assert h.master.next_heartbeat == h.clock.now + 0.5
+    assert h.item(item_id)["status"] == ItemStatus.PROCESSING
