@@ -74,8 +74,9 @@ class Ending:
 
 
 def error_kind(exc: BaseException) -> str:
-    """`OperationalError 1290`: the class and, for a DB-API error, its code."""
+    """`OperationalError 1290` or `OperationalError SQLITE_READONLY`: the class and its code."""
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    code = code if code is not None else getattr(exc, "sqlite_errorname", None)
     return type(exc).__name__ + (f" {code}" if code is not None else "")
 
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 
+import pymysql
 import pytest
 
 from dlsupervisor import logsetup, remarks, statusfile
 from dlsupervisor.child import Child, ChildState, KillReason
+from dlsupervisor.master.database import error_kind
 from dlsupervisor.master.ops import CheckResult
 from dlsupervisor.model import ItemStatus
 from dlsupervisor.slots import SlotState
@@ -303,3 +306,14 @@ def test_heartbeats_follow_a_reloaded_lease(harness):
     assert h.master.settings.scheduler.lease == 2
     assert h.master.next_heartbeat == h.clock.now + 0.5
     assert h.item(item_id)["status"] == ItemStatus.PROCESSING
+
+
+def test_a_refused_call_is_named_by_its_error_class_and_code(tmp_path):
+    conn = sqlite3.connect(tmp_path / "ro.db")
+    conn.execute("CREATE TABLE t (a)")
+    conn.execute("PRAGMA query_only = 1")
+    with pytest.raises(sqlite3.OperationalError) as refused:
+        conn.execute("INSERT INTO t VALUES (1)")
+    conn.close()
+    assert error_kind(refused.value) == "OperationalError SQLITE_READONLY"
+    assert error_kind(pymysql.err.OperationalError(1290, "read-only")) == "OperationalError 1290"
