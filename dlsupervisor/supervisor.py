@@ -65,6 +65,8 @@ class Phase(Enum):
 
 
 class Master:
+    """The loop and its steps; what each step decides lives in dlsupervisor.master."""
+
     def __init__(
         self,
         settings: Settings,
