@@ -3,9 +3,12 @@
     BACKOFF --due--> STARTING --slot says booted--> RUNNING
     RUNNING --soft stop (drain, retire, reload)--> STOPPING
     RUNNING | STOPPING --kill (timeout, cancel, hung, stop)--> KILLING
+    KILLING --kill_grace passed--> KILLING (hard: SIGKILL to the tree)
     any live state --exit--> EXITED (dropped) or BACKOFF (restarted later)
 
-Each transition is one method that checks where it starts from.  Item
+Each transition is one method that checks where it starts from.  A child
+signals its own process tree, through the OS seam it is handed (`Signals`),
+so its escalation (soft stop, then SIGKILL after kill_grace) lives here.  Item
 outcomes are not here: they belong to the store's conditional updates.
 """
 
@@ -15,12 +18,12 @@ import logging
 import signal
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
-from dlsupervisor.errors import CHILD_EXIT_NAMES, EX_RECYCLE
-from dlsupervisor.slots import Slot, SlotState, SlotView
+from dlsupervisor.errors import CHILD_EXIT_NAMES, EX_OK, EX_RECYCLE
+from dlsupervisor.slots import Control, Slot, SlotState, SlotView
 
 log = logging.getLogger("dlsupervisor.master")
 
@@ -36,16 +39,35 @@ class ChildState(Enum):
     EXITED = "exited"
 
 
+class KillReason(Enum):
+    """Why the master killed a child: it decides what the child's work is recorded as."""
+
+    TIMEOUT = "timeout"  # recorded `timeout:` before the kill
+    CANCEL = "cancel"  # recorded `cancelled` (or already settled) before the kill
+    HUNG = "hung"  # an idle child stopped heartbeating
+    STOP = "stop"  # the supervisor is stopping: the work goes back to READY
+
+
 class TransitionError(RuntimeError):
     pass
 
 
+class Signals(Protocol):
+    """The part of the OS seam a child uses to signal itself and its tree."""
+
+    def signal(self, pid: int, sig: int) -> None: ...
+
+    def signal_tree(
+        self, pid: int, sig: int, known: list[psutil.Process] | None = None
+    ) -> list[psutil.Process]: ...
+
+
 @dataclass
 class Child:
-    name: str  # "scheduler" or "SUBTYPE#SLOT"
+    name: str  # "scheduler" or "SUBTYPE#NUMBER" (the title's SUBTYPE#SLOT)
     role: str  # "scheduler" or "worker"
     subtype: str | None
-    slot_no: int
+    number: int  # its place in the subtype's pool, from 1 (the status file's `slot`)
     conf: Any  # what this child was started with; a reload compares it
     state: ChildState = ChildState.BACKOFF
     pid: int | None = None
@@ -57,7 +79,7 @@ class Child:
     restarts: int = 0
     early_deaths: int = 0
     retiring: bool = False
-    kill_reason: str | None = None
+    kill_reason: KillReason | None = None
     kill_deadline: float | None = None
     hard_killed: bool = False
     tree: list[psutil.Process] = field(default_factory=list)
@@ -96,19 +118,42 @@ class Child:
         self.state = ChildState.STOPPING
         log.info("stopping: %s pid %d (%s)", self.name, self.pid, why)
 
-    def begin_kill(self, reason: str, now: float, grace: float) -> None:
+    def stop(self, ops: Signals, why: str) -> None:
+        """STARTING | RUNNING → STOPPING, and tell the child (SIGTERM)."""
+        self.begin_stop(why)
+        ops.signal(self.pid, signal.SIGTERM)
+
+    def begin_kill(self, reason: KillReason, now: float, grace: float) -> None:
         """STARTING | RUNNING | STOPPING → KILLING: soft stop now, SIGKILL at now + grace."""
         self._expect(ChildState.STARTING, ChildState.RUNNING, ChildState.STOPPING)
         self.state = ChildState.KILLING
         self.kill_reason = reason
         self.kill_deadline = now + grace
-        log.warning("killing: %s pid %d (%s)", self.name, self.pid, reason)
+        log.warning("killing: %s pid %d (%s)", self.name, self.pid, reason.value)
+
+    def kill(self, ops: Signals, reason: KillReason, now: float, grace: float) -> None:
+        """Abort the work and stop the tree: SIGTERM now and SIGKILL after `grace` (0: at once)."""
+        self.begin_kill(reason, now, grace)
+        self.killed_view = self.view  # an aborted worker may write IDLE while unwinding
+        self.slot.request(Control.ABORT)
+        self.tree = ops.signal_tree(self.pid, signal.SIGKILL if grace == 0 else signal.SIGTERM)
+        self.hard_killed = grace == 0
+
+    def escalate(self, ops: Signals, now: float) -> None:
+        """KILLING past its deadline → SIGKILL to the tree (the second strike), once."""
+        if self.state is ChildState.KILLING and not self.hard_killed and now >= self.kill_deadline:
+            self.kill_hard(ops)
+
+    def kill_hard(self, ops: Signals) -> None:
+        """SIGKILL the tree now, reaching what an earlier snapshot found too."""
+        self.tree = ops.signal_tree(self.pid, signal.SIGKILL, self.tree)
+        self.hard_killed = True
 
     def exited(self, status: int, now: float, min_uptime: float, max_backoff: float, expected: bool) -> None:
         """any live state → EXITED; then `schedule_restart` if the slot is still wanted."""
         self._expect(ChildState.STARTING, ChildState.RUNNING, ChildState.STOPPING, ChildState.KILLING)
         uptime = now - self.spawned_at
-        described = describe_exit(status)
+        described = self.describe_end(status)
         planned = expected or self.state in (ChildState.STOPPING, ChildState.KILLING) or _recycled(status)
         level = logging.INFO if planned else logging.ERROR
         hint = "; killed by the OOM killer?" if _signal_of(status) == signal.SIGKILL and not planned else ""
@@ -132,6 +177,12 @@ class Child:
             self.slot = None
         self.next_start_at = now + self.backoff_delay(max_backoff)
 
+    def describe_end(self, status: int) -> str:
+        """What happened, for the `exited:` line: a child asked to stop that did says `stopped`."""
+        if self.state is ChildState.STOPPING and status in (EX_OK, EX_RECYCLE):
+            return "stopped"
+        return describe_exit(status)
+
     def schedule_restart(self, now: float) -> None:
         """EXITED → BACKOFF (due at once unless crash-looping)."""
         self._expect(ChildState.EXITED)
@@ -153,6 +204,11 @@ class Child:
         return min(max_backoff, BACKOFF_BASE * 2 ** (self.early_deaths - 2))
 
     # -- what it is doing ------------------------------------------------------------
+
+    def held(self) -> SlotView | None:
+        """The work it held: as when it was killed, else as last seen; None if idle."""
+        view = self.killed_view or self.view
+        return view if view is not None and view.state in (SlotState.ITEM, SlotState.SPLIT) else None
 
     @property
     def live(self) -> bool:

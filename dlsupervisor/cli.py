@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from dlsupervisor import config, handlers, logsetup, outcomes, pidfile
+from dlsupervisor import config, handlers, logsetup, outcomes, pidfile, statusfile
 from dlsupervisor.config import Settings
 from dlsupervisor.errors import EX_FAILURE, EX_OK, EX_USAGE, ConfigError, QueueUnavailable, StoreUnavailable
 from dlsupervisor.model import TaskStatus
+from dlsupervisor.statusfile import ChildStatus
 
 if TYPE_CHECKING:
     from dlsupervisor.client import Client
@@ -207,50 +208,67 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from dlsupervisor import statusfile
-
     settings = config.load(args.config)
     pid = _running(settings)
-    status = statusfile.read(os.path.join(settings.supervisor.run_dir, "status.json"))
+    status = statusfile.load(os.path.join(settings.supervisor.run_dir, "status.json"))
     if pid is None or status is None:
         print(json.dumps({"running": False}) if args.json else "dlsupervisor: not running")
         return EX_NOT_RUNNING
-    rows = _measure(status["children"])
+    rows = _measure(status.children)
     if args.json:
-        print(json.dumps({"running": True, "master": status["master"], "children": rows}, indent=2))
+        children = [row.to_json() for row in rows]
+        print(
+            json.dumps({"running": True, "master": status.master.to_json(), "children": children}, indent=2)
+        )
         return EX_OK
-    master = status["master"]
-    print(f"master pid {master['pid']} ({master['phase']}), config {master['config']}")
+    master = status.master
+    print(f"master pid {master.pid} ({master.phase}), config {master.config}")
     _print_table(
         ["NAME", "ROLE", "SUBTYPE", "SLOT", "PID", "STATE", "ITEM", "ELAPSED", "RESTARTS", "RSS", "CPU"],
-        [
-            [
-                row["name"],
-                row["role"],
-                row["subtype"] or "-",
-                row["slot"] or "-",
-                row["pid"] or "-",
-                row["state"],
-                row["item"] or (f"split {row['split']}" if row["split"] else "-"),
-                f"{row['elapsed']:.1f}s" if row["elapsed"] is not None else "-",
-                row["restarts"],
-                f"{row['rss_mb']:.1f}M" if row["rss_mb"] is not None else "-",
-                f"{row['cpu_percent']:.1f}%" if row["cpu_percent"] is not None else "-",
-            ]
-            for row in rows
-        ],
+        [_status_cells(row) for row in rows],
     )
     return EX_OK
 
 
-def _measure(children: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each child's row plus elapsed, RSS (its tree) and CPU% over a short sample (psutil)."""
+@dataclasses.dataclass(frozen=True)
+class _Measured:
+    """A child's row of the status file, plus what `status` measures of its process tree."""
+
+    child: ChildStatus
+    elapsed: float | None
+    rss_mb: float | None
+    cpu_percent: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        measured = {"elapsed": self.elapsed, "rss_mb": self.rss_mb, "cpu_percent": self.cpu_percent}
+        return {**self.child.to_json(), **measured}
+
+
+def _status_cells(row: _Measured) -> list[Any]:
+    child = row.child
+    return [
+        child.name,
+        child.role,
+        child.subtype or "-",
+        child.number or "-",
+        child.pid or "-",
+        child.state,
+        child.item or (f"split {child.split}" if child.split else "-"),
+        f"{row.elapsed:.1f}s" if row.elapsed is not None else "-",
+        child.restarts,
+        f"{row.rss_mb:.1f}M" if row.rss_mb is not None else "-",
+        f"{row.cpu_percent:.1f}%" if row.cpu_percent is not None else "-",
+    ]
+
+
+def _process_trees(children: Sequence[ChildStatus]) -> dict[int, list[psutil.Process]]:
+    """Each live child's process and its descendants, CPU counters primed."""
     procs: dict[int, list[psutil.Process]] = {}
     for child in children:
-        if child["pid"]:
+        if child.pid:
             try:
-                proc = psutil.Process(child["pid"])
-                procs[child["pid"]] = [proc, *proc.children(recursive=True)]
+                proc = psutil.Process(child.pid)
+                procs[child.pid] = [proc, *proc.children(recursive=True)]
             except psutil.Error:
                 continue
     for tree in procs.values():
@@ -259,11 +277,17 @@ def _measure(children: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 proc.cpu_percent(None)
             except psutil.Error:
                 pass
+    return procs
+
+
+def _measure(children: Sequence[ChildStatus]) -> list[_Measured]:
+    """Each child's row plus elapsed, RSS (its tree) and CPU% over a short sample (psutil)."""
+    procs = _process_trees(children)
     time.sleep(0.2)
     now = time.time()
     rows = []
     for child in children:
-        tree = procs.get(child["pid"] or -1, [])
+        tree = procs.get(child.pid or -1, [])
         rss = cpu = None
         if tree:
             rss, cpu = 0.0, 0.0
@@ -273,8 +297,8 @@ def _measure(children: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     cpu += proc.cpu_percent(None)
                 except psutil.Error:
                     continue
-        since = child.get("since")
-        rows.append({**child, "elapsed": now - since if since else None, "rss_mb": rss, "cpu_percent": cpu})
+        elapsed = now - child.since if child.since else None
+        rows.append(_Measured(child, elapsed, rss, cpu))
     return rows
 
 

@@ -16,10 +16,21 @@ def descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
+def same_process(proc: psutil.Process) -> bool:
+    """Is `proc` still the process the snapshot saw?  Pids are reused: compare creation times."""
+    try:
+        return psutil.Process(proc.pid).create_time() == proc.create_time()
+    except psutil.Error:
+        return False
+
+
 def signal_tree(pid: int, sig: int, known: list[psutil.Process] | None = None) -> list[psutil.Process]:
     """Send `sig` to pid, its process group, and every descendant (snapshot taken first).
 
-    Returns the snapshot, so a later SIGKILL reaches grandchildren reparented in between.
+    `pid` must be a child of ours not yet reaped (a zombie at worst), so neither it nor
+    its group id can have been reused; a descendant is signalled only while it is
+    still the process the snapshot saw.  Returns the snapshot, so a later SIGKILL
+    reaches grandchildren reparented in between.
     """
     tree = descendants(pid)
     seen = {p.pid for p in tree}
@@ -32,7 +43,7 @@ def signal_tree(pid: int, sig: int, known: list[psutil.Process] | None = None) -
         os.kill(pid, sig)
     for proc in tree:
         with contextlib.suppress(psutil.Error):
-            if proc.is_running():  # psutil checks the create time: no recycled pid is hit
+            if same_process(proc):
                 proc.send_signal(sig)
     return tree
 
@@ -45,6 +56,6 @@ def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
     living = []
     for proc in procs:
         with contextlib.suppress(psutil.Error):
-            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+            if same_process(proc) and proc.status() != psutil.STATUS_ZOMBIE:
                 living.append(proc)
     return living

@@ -176,20 +176,20 @@ def watch_parent(master_pid: int, lifeline_fd: int) -> Callable[[], bool]:
 def worker_main(
     settings: Settings,
     sub: SubtypeSettings,
-    slot_no: int,
+    number: int,
     slot: Slot,
     master_pid: int,
     host: str,
     lifeline_fd: int,
     handler: DownloadTaskBase | None = None,
 ) -> int:
-    """A worker's life.  The daemon imports and constructs the handler here, after fork;
+    """Worker `number` of its subtype.  The daemon imports and constructs the handler here, after fork;
     standalone mode (standalone.py) passes the instance its script built, inherited by fork.
     """
-    prefix = f"{TITLE} worker {sub.name}#{slot_no}"
+    prefix = f"{TITLE} worker {sub.name}#{number}"
     setproctitle.setproctitle(f"{prefix} idle")
     logsetup.configure(
-        settings.supervisor.log_level, settings.supervisor.log_file, f"worker {sub.name}#{slot_no}"
+        settings.supervisor.log_level, settings.supervisor.log_file, f"worker {sub.name}#{number}"
     )
     log = logging.getLogger("dlsupervisor.worker")
     stop = StopState()
@@ -221,7 +221,7 @@ def worker_main(
         slot=TitledSlot(slot, prefix),
         stop=stop,
         parent_alive=parent_alive,
-        label=f"{sub.name}#{slot_no}",
+        label=f"{sub.name}#{number}",
     )
     return run_guarded(worker.run, log)
 

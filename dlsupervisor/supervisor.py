@@ -11,47 +11,50 @@ configuration, write the status file.  A child's exit wakes it at once
 code (DESIGN invariant 3) -- except in standalone mode (standalone.py), where
 the calling process is a user's script that already built its handler and
 hands the instance in, for its workers to inherit.
+
+The steps' pieces live in dlsupervisor.master; every OS call goes through
+`self.ops` (master/ops.py), so unit tests drive this loop with a fake clock.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-import select
 import signal
 import socket
 import time
 from collections.abc import Callable, Mapping
 from enum import Enum
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import setproctitle
 
-from dlsupervisor import config, logsetup, proctree, remarks, spawn, statusfile, systemd
-from dlsupervisor.child import Child, ChildState, describe_exit
-from dlsupervisor.config import Settings, SubtypeSettings
+from dlsupervisor import config, logsetup, remarks, spawn, statusfile, systemd
+from dlsupervisor.child import Child, ChildState, KillReason, describe_exit
+from dlsupervisor.config import Settings
 from dlsupervisor.errors import EX_FAILURE, EX_OK, ConfigError
+from dlsupervisor.master import deadlines, pool, reload, status
+from dlsupervisor.master.database import Ending, EndingKind, MasterDatabase, Work
+from dlsupervisor.master.ops import ProcessOps, preflight
 from dlsupervisor.model import ItemStatus, TaskStatus
-from dlsupervisor.retry import UNAVAILABLE, Outage
 from dlsupervisor.signals import SignalInbox
-from dlsupervisor.slots import Control, Slot, SlotState
-from dlsupervisor.store import Outcome, Store, open_store
+from dlsupervisor.slots import Slot, SlotState
+from dlsupervisor.statusfile import MasterStatus
 
 if TYPE_CHECKING:
     from dlsupervisor.task import DownloadTaskBase
+
+__all__ = ["Master", "Phase", "preflight"]
 
 log = logging.getLogger("dlsupervisor.master")
 
 TICK = 0.1  # seconds between passes while draining or stopping, or retrying a database write
 IDLE_TICK = 0.5  # the longest the loop sleeps (it also notices a worker going busy by then)
-BOOT_TICK = 0.02  # while a child boots: READY=1 and the status follow its boot closely
 HELD_CHECK_EVERY = 0.5  # seconds between checks that held items are still ours (cancel)
-STATUS_EVERY = 5.0  # seconds between status file writes when nothing changed
 READY_AFTER = 5.0  # send READY=1 after this long even if some child is still booting
-DB_TIMEOUT = 2.0  # the master's database calls must not stall its loop for long
-CANCELLED = Outcome(int(ItemStatus.CANCELLED), remarks.CANCELLED)
+HEARTBEAT_EVERY = 5.0  # seconds between heartbeats, unless a quarter of the lease is less
+EXIT_GRACE = 5.0  # seconds a stopping master keeps trying to record what its children held
 
 
 class Phase(Enum):
@@ -61,15 +64,9 @@ class Phase(Enum):
     EXITED = "exited"
 
 
-def child_conf(settings: Settings, sub: SubtypeSettings | None) -> tuple[Any, ...]:
-    """What a child was started with, minus what it does not use: a reload compares these."""
-    shared = (settings.database, settings.redis, settings.scheduler)
-    if sub is None:
-        return ("scheduler", *shared)
-    return (dataclasses.replace(sub, workers=0), *shared)
-
-
 class Master:
+    """The loop and its steps; what each step decides lives in dlsupervisor.master."""
+
     def __init__(
         self,
         settings: Settings,
@@ -77,15 +74,19 @@ class Master:
         clock: Callable[[], float] = time.monotonic,
         handlers: Mapping[str, DownloadTaskBase] | None = None,
         scheduler: bool = True,
+        ops: ProcessOps | None = None,
     ) -> None:
-        """`handlers` (subtype name -> instance) and `scheduler=False` are standalone mode's."""
+        """`handlers` (subtype name -> instance) and `scheduler=False` are standalone mode's;
+        `ops` is the OS seam (a fake one in unit tests)."""
         self.settings = settings
         self.clock = clock
         self.handlers = dict(handlers or {})
         self.run_scheduler = scheduler
         self.inbox = SignalInbox()
         self.lifeline = spawn.Lifeline()
-        self.children: list[Child] = []
+        self.ops = ops or ProcessOps(self.inbox, self.lifeline)
+        self.pool = pool.Pool()
+        self.db = MasterDatabase(settings.database, clock)
         self.phase = Phase.RUNNING
         self.scale_delta = 0
         self.host = socket.gethostname()
@@ -94,15 +95,12 @@ class Master:
         self.ready_sent = False
         self.drain_deadline: float | None = None
         self.exit_grace_until: float | None = None
-        self.store: Store | None = None
-        self.db_outage = Outage(log)
-        self.db_retry_at = 0.0
-        self.pending: list[tuple[str, Callable[[Store], Any]]] = []
         self.next_held_check = 0.0
         self.next_heartbeat = 0.0
         self.next_status = 0.0
-        self.status_written: tuple[Any, ...] | None = None
+        self.status_written: tuple | None = None
         self.status_path = os.path.join(settings.supervisor.run_dir, "status.json")
+        self.reloading: reload.PendingReload | None = None
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -127,17 +125,20 @@ class Master:
         setproctitle.setproctitle(f"{spawn.TITLE} master -c {self.settings.path}")
         os.makedirs(self.settings.supervisor.run_dir, exist_ok=True)
         self.inbox.install()
-        self.started_at = self.clock()
-        self.heartbeat_every = min(5.0, self.settings.scheduler.lease / 4)
+        self.begin(self.clock())
         self.preload()
         log.info("master: started (pid %d, config %s)", self.pid, self.settings.path)
+
+    def begin(self, now: float) -> None:
+        """The loop's clock starts: READY_AFTER and the first status count from here."""
+        self.started_at = now
 
     def preload(self) -> None:
         """Import the backends every child uses (never user code), so each fork inherits them.
 
         The store connects on first use, so no connection is shared with a child.
         """
-        self.store = open_store(self.settings.database, timeout=DB_TIMEOUT)
+        self.db.open()
         if self.settings.redis is not None:
             import dlsupervisor.queue.redis  # noqa: F401
         import dlsupervisor.scheduler  # noqa: F401
@@ -145,27 +146,22 @@ class Master:
     def next_wait(self, now: float) -> float:
         """Seconds until a step is due; the loop sleeps that long unless a signal comes first."""
         due = [now + self.idle_tick(), self.next_status]
-        if self.phase is not Phase.RUNNING or self.pending:
+        if self.phase is not Phase.RUNNING or self.db.pending or self.reloading:
             due.append(now + TICK)
         if not self.ready_sent:
             due.append(self.started_at + READY_AFTER)
-        busy = False
-        for child in self.children:
-            if child.state is ChildState.STARTING:
-                due.append(now + BOOT_TICK)
-            elif child.state is ChildState.BACKOFF:
-                due.append(child.next_start_at)
-            elif child.state is ChildState.KILLING:
-                if not child.hard_killed:
-                    due.append(child.kill_deadline)
-            elif child.busy:
-                busy = True
-                deadline = self.timeout_deadline(child)
-                if deadline is not None:
-                    due.append(deadline)
-        if busy:
+        for child in self.pool:
+            at = deadlines.next_due(self.settings, child, now)
+            if at is not None:
+                due.append(at)
+        if any(c.busy and c.state in (ChildState.RUNNING, ChildState.STOPPING) for c in self.pool):
             due += [self.next_held_check, self.next_heartbeat]
         return max(0.0, min(due) - now)
+
+    @property
+    def heartbeat_every(self) -> float:
+        """Seconds between heartbeats of held work: well inside the (current) lease."""
+        return min(HEARTBEAT_EVERY, self.settings.scheduler.lease / 4)
 
     def idle_tick(self) -> float:
         """IDLE_TICK, or less when a timeout or heartbeat_timeout is short: a quarter of it."""
@@ -175,6 +171,7 @@ class Master:
 
     def tick(self, now: float) -> None:
         self.reap(now)
+        self.advance_reload(now)
         self.read_slots()
         self.enforce_deadlines(now)
         self.sync_database(now)
@@ -200,210 +197,147 @@ class Master:
             self.signal_children(signal.SIGUSR1)
             log.info("master: log file reopened")
         elif signum in (signal.SIGTTIN, signal.SIGTTOU):
-            self.scale_delta += 1 if signum == signal.SIGTTIN else -1
-            log.info(
-                "master: %s: worker count %+d per subtype until the next reload",
-                signal.Signals(signum).name,
-                self.scale_delta,
-            )
+            self.scale(+1 if signum == signal.SIGTTIN else -1, signal.Signals(signum).name)
+
+    def scale(self, step: int, why: str) -> None:
+        self.scale_delta += step
+        log.info("master: %s: worker count %+d per subtype until the next reload", why, self.scale_delta)
 
     def reload(self, now: float) -> None:
-        """Parse, validate, diff, act: a bad file changes nothing (SPEC §2)."""
+        """SIGHUP: parse the file now; check its handlers in a child the loop polls."""
+        if self.reloading is not None:
+            self.reloading.again = True  # check the file again once this check is done
+            return
         systemd.reloading()
         try:
             new = config.load(self.settings.path)
-            problem = preflight(new, self.inbox, self.lifeline)
-            if problem:
-                raise ConfigError(problem)
         except ConfigError as exc:
-            log.error("reload failed, configuration unchanged: %s", exc)
+            self.reload_failed(exc)
+            return
+        moved = reload.moved_servers(self.settings, new)
+        if moved:
+            log.error("reload refused, configuration unchanged: %s changed; restart to apply it", moved)
             systemd.notify("READY=1")
             return
+        self.reloading = reload.PendingReload(new, self.ops.check_handlers(new, now))
+
+    def advance_reload(self, now: float) -> None:
+        """Once the handler check has its verdict: apply the diff, or change nothing (SPEC §2)."""
+        pending = self.reloading
+        result = pending.check.poll(now) if pending is not None else None
+        if result is None:
+            return
+        self.reloading = None
+        if result.problem:
+            self.reload_failed(result.problem)
+        else:
+            self.apply_reload(pending.settings)
+        if pending.again:
+            self.reload(now)
+
+    def reload_failed(self, problem: object) -> None:
+        log.error("reload failed, configuration unchanged: %s", problem)
+        systemd.notify("READY=1")
+
+    def apply_reload(self, new: Settings) -> None:
+        leaving = reload.retirements(self.pool, new)
         self.settings = new
         self.scale_delta = 0
         logsetup.configure(new.supervisor.log_level, new.supervisor.log_file, "master")
-        for child in self.children:
-            if child.retiring:
-                continue
-            sub = new.subtype(child.subtype) if child.subtype else None
-            removed = child.subtype is not None and sub is None
-            if removed or child.conf != child_conf(new, sub):
-                self.retire(child, "configuration changed" if not removed else "subtype removed")
+        for child, why in leaving:
+            self.retire(child, why)
         log.info("master: reloaded %s", new.path)
         systemd.notify("READY=1")
 
+    def cancel_reload(self) -> None:
+        """Stopping: a reload still checking its handlers is dropped."""
+        if self.reloading is not None:
+            self.reloading.check.close()
+            self.reloading = None
+
     def signal_children(self, signum: int) -> None:
-        for child in self.children:
+        for child in self.pool:
             if child.live:
-                try:
-                    os.kill(child.pid, signum)
-                except ProcessLookupError:
-                    pass
+                self.ops.signal(child.pid, signum)
 
     # -- reaping -----------------------------------------------------------------------
 
     def reap(self, now: float) -> None:
-        while True:
-            try:
-                pid, raw = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            child = self.by_pid(pid)
-            if child is not None:
-                self.on_exit(child, os.waitstatus_to_exitcode(raw), now)
+        self.ops.reap(lambda pid, code: self.on_reaped(pid, code, now))
 
-    def on_exit(self, child: Child, status: int, now: float) -> None:
+    def on_reaped(self, pid: int, code: int, now: float) -> None:
+        """A child ended; it is reaped only after this returns (its pid is still ours)."""
+        child = self.pool.by_pid(pid)
+        if child is not None:
+            self.on_exit(child, code, now)
+        elif self.reloading is not None and pid == self.reloading.check.pid:
+            self.reloading.check.exited = True
+
+    def on_exit(self, child: Child, code: int, now: float) -> None:
         if child.slot is not None:
             child.observe(child.slot.read())
-        view = child.killed_view or child.view  # what it held when we killed it, else at its death
-        if view is not None and view.state in (SlotState.ITEM, SlotState.SPLIT):
-            self.settle_work(child, view.state, view.work_id, view.attempt, status)
+        work = Work.held_by(child, self.host)
+        ending = self.exit_ending(child.kill_reason, code)
+        if work is not None and ending is not None:
+            self.db.settle(work, ending)
         # Leave no grandchild behind, however the child ended: what is left of its process
-        # group, and what a kill's snapshot found outside it.
-        proctree.kill_tree(child.pid, proctree.alive(child.tree))
+        # group, and what a kill's snapshot found outside it -- before it is reaped.
+        self.ops.kill_leftovers(child.pid, child.tree)
         expected = child.retiring or self.phase is not Phase.RUNNING
         conf = self.settings.supervisor
-        child.exited(status, now, conf.min_uptime, conf.max_backoff, expected)
-        if child.retiring or self.phase is not Phase.RUNNING:
-            self.children.remove(child)
+        child.exited(code, now, conf.min_uptime, conf.max_backoff, expected)
+        if expected:
+            self.pool.drop(child)
         else:
             child.schedule_restart(now)
 
-    def settle_work(self, child: Child, state: SlotState, work_id: int, attempt: int, status: int) -> None:
-        """The outcome of the work a child held when it exited, unless already recorded."""
-        reason = child.kill_reason
-        if reason in ("timeout", "cancel"):
-            return  # recorded before the kill
-        pid = child.pid
-        if state == SlotState.SPLIT:
-            token = remarks.split_token(self.host, pid)
-            if reason == "stop":
-                self.write(f"task {work_id}: split released", lambda s: s.release_split(work_id, token))
-            else:
-                remark = f"{remarks.SPLIT_FAILED} {remarks.WORKER_DIED} {describe_exit(status)}"
-                self.write(f"task {work_id}: {remark}", lambda s: s.fail_task(work_id, remark, token))
-            return
-        token = remarks.claim_token(self.host, pid, attempt)
-        if reason == "stop":
-            new_status, remark = remarks.requeue_outcome(token, "supervisor stopped")
-            self.write(
-                f"item {work_id}: {remark}", lambda s: s.requeue(work_id, token, new_status, remark, None)
-            )
-        else:
-            remark = f"{remarks.WORKER_DIED} {describe_exit(status)}"
-            outcome = Outcome(int(ItemStatus.FAILED), remark)
-            self.write(f"item {work_id}: failed: {remark}", lambda s: s.record(work_id, token, outcome, 0))
+    @staticmethod
+    def exit_ending(reason: KillReason | None, code: int) -> Ending | None:
+        """What a child's exit makes of the work it held; None: recorded before the kill."""
+        if reason in (KillReason.TIMEOUT, KillReason.CANCEL):
+            return None
+        if reason is KillReason.STOP:
+            return Ending.requeued("supervisor stopped")
+        return Ending.failed(f"{remarks.WORKER_DIED} {describe_exit(code)}")
 
     # -- deadlines ---------------------------------------------------------------------
 
     def read_slots(self) -> None:
-        for child in self.children:
+        for child in self.pool:
             if child.slot is not None:
                 child.observe(child.slot.read())
 
     def enforce_deadlines(self, now: float) -> None:
-        conf = self.settings.supervisor
-        for child in self.children:
+        drain_deadline = self.drain_deadline if self.phase is Phase.DRAINING else None
+        for child in self.pool:
             if not child.live:
                 continue
             if child.state is ChildState.KILLING:
-                if not child.hard_killed and now >= child.kill_deadline:
-                    child.tree = proctree.kill_tree(child.pid, child.tree)
-                    child.hard_killed = True
+                child.escalate(self.ops, now)
                 continue
-            if self.phase is Phase.DRAINING and now >= self.drain_deadline:
-                self.kill(child, "stop", now)
-            elif child.busy and self.past_timeout(child, now):
+            reason = deadlines.overdue(self.settings, child, now, drain_deadline)
+            if reason is KillReason.TIMEOUT:
                 self.kill_for_timeout(child, now)
-            elif child.state is not ChildState.STOPPING and not child.busy:
-                silent = now - (child.view.beat if child.view else child.spawned_at)
-                if silent > conf.heartbeat_timeout:
-                    self.kill(child, "hung", now)
-
-    def past_timeout(self, child: Child, now: float) -> bool:
-        deadline = self.timeout_deadline(child)
-        return deadline is not None and now >= deadline
-
-    def timeout_deadline(self, child: Child) -> float | None:
-        """When the child's current work runs out of time (None: no limit)."""
-        sub = self.settings.subtype(child.subtype) if child.subtype else None
-        limit = sub.timeout if sub else 0
-        return child.view.started + limit if limit else None
+            elif reason is not None:
+                self.kill(child, reason, now)
 
     def kill_for_timeout(self, child: Child, now: float) -> None:
         """Record the outcome first, then kill: a late result then matches nothing."""
-        view = child.view
         limit = self.settings.subtype(child.subtype).timeout
         remark = f"{remarks.TIMEOUT} ran longer than {limit:g}s; process tree killed"
-        if view.state == SlotState.SPLIT:
-            token = remarks.split_token(self.host, child.pid)
-            split_remark = f"{remarks.SPLIT_FAILED} {remark}"
-            self.write(
-                f"task {view.work_id}: {split_remark}",
-                lambda s: s.fail_task(view.work_id, split_remark, token),
-            )
-        else:
-            token = remarks.claim_token(self.host, child.pid, view.attempt)
-            outcome = Outcome(int(ItemStatus.FAILED), remark)
-            self.write(
-                f"item {view.work_id}: failed: {remark}", lambda s: s.record(view.work_id, token, outcome, 0)
-            )
-        self.kill(child, "timeout", now)
+        self.db.settle(Work.held_by(child, self.host), Ending.failed(remark))
+        self.kill(child, KillReason.TIMEOUT, now)
 
-    def kill(self, child: Child, reason: str, now: float) -> None:
+    def kill(self, child: Child, reason: KillReason, now: float) -> None:
         """Abort the child's work and stop its tree: SIGTERM now, SIGKILL after kill_grace."""
         grace = 0.0 if self.phase is Phase.STOPPING else self.settings.supervisor.kill_grace
-        child.begin_kill(reason, now, grace)
-        child.killed_view = child.view  # an aborted worker may write IDLE while unwinding
-        child.slot.request(Control.ABORT)
-        child.tree = proctree.signal_tree(child.pid, signal.SIGKILL if grace == 0 else signal.SIGTERM)
-        child.hard_killed = grace == 0
+        child.kill(self.ops, reason, now, grace)
 
     # -- the database ------------------------------------------------------------------
 
-    def db(self) -> Store | None:
-        """The master's connection, unless it is backing off after a failure."""
-        if self.clock() < self.db_retry_at:
-            return None
-        if self.store is None:
-            self.store = open_store(self.settings.database, timeout=DB_TIMEOUT)
-        return self.store
-
-    def call_db(self, call: Callable[[Store], Any]) -> tuple[bool, Any]:
-        store = self.db()
-        if store is None:
-            return False, None
-        try:
-            result = call(store)
-        except UNAVAILABLE as exc:
-            self.db_outage.down(exc)
-            self.db_retry_at = self.clock() + 1.0
-            return False, None
-        self.db_outage.up()
-        return True, result
-
-    def write(self, what: str, call: Callable[[Store], Any]) -> None:
-        """An outcome the master records: now if it can, else on a later tick."""
-        done, applied = self.call_db(call)
-        if done:
-            log.log(
-                logging.WARNING if applied else logging.INFO,
-                "%s%s",
-                what,
-                "" if applied else " (already settled)",
-            )
-        else:
-            self.pending.append((what, call))
-
     def sync_database(self, now: float) -> None:
-        if self.db_outage.since is not None:
-            self.call_db(lambda s: s.ping())  # at most once a second: say when it is back
-        pending, self.pending = self.pending, []
-        for what, call in pending:
-            self.write(what, call)
-        busy = [c for c in self.children if c.live and c.busy and c.state is not ChildState.KILLING]
+        self.db.flush()
+        busy = self.pool.busy()
         if busy and now >= self.next_held_check:
             self.next_held_check = now + HELD_CHECK_EVERY
             self.check_held(busy, now)
@@ -411,64 +345,42 @@ class Master:
             self.next_heartbeat = now + self.heartbeat_every
             items = [c.view.work_id for c in busy if c.view.state == SlotState.ITEM]
             tasks = [c.view.work_id for c in busy if c.view.state == SlotState.SPLIT]
-            if items or tasks:
-                self.call_db(lambda s: s.heartbeat(items, tasks))
+            self.db.heartbeat(items, tasks)
 
     def check_held(self, busy: list[Child], now: float) -> None:
         """Kill exports whose item was cancelled, or taken from us, within HELD_CHECK_EVERY."""
         items = {c.view.work_id: c for c in busy if c.view.state == SlotState.ITEM}
-        ok, states = self.call_db(lambda s: s.held_states(list(items)))
-        if not ok:
-            return
-        for item_id, (status, remark, task_status) in states.items():
+        states = self.db.held_states(list(items))
+        for item_id, (item_status, remark, task_status) in (states or {}).items():
             child = items[item_id]
             if child.state is ChildState.KILLING or child.view.work_id != item_id:
                 continue
-            token = remarks.claim_token(self.host, child.pid, child.view.attempt)
-            if status == ItemStatus.PROCESSING and remark == token and task_status != TaskStatus.CANCELLED:
+            work = Work.held_by(child, self.host)
+            ours = item_status == ItemStatus.PROCESSING and remark == work.token
+            if ours and task_status != TaskStatus.CANCELLED:
                 continue
-            if status == ItemStatus.PROCESSING and remark == token:
-                self.write(
-                    f"item {item_id}: cancelled", lambda s, i=item_id, t=token: s.record(i, t, CANCELLED, 0)
-                )
-            elif status not in (ItemStatus.READY, ItemStatus.CANCELLED, ItemStatus.PROCESSING):
+            if ours:
+                self.db.settle(work, Ending(EndingKind.CANCELLED))
+            elif item_status not in (ItemStatus.READY, ItemStatus.CANCELLED, ItemStatus.PROCESSING):
                 continue  # the worker recorded its outcome; its slot will say so next tick
-            self.kill(child, "cancel", now)
+            self.kill(child, KillReason.CANCEL, now)
 
     # -- reconcile ---------------------------------------------------------------------
 
     def wanted(self) -> dict[str | None, int]:
         """How many children each role should have: None is the scheduler."""
-        counts: dict[str | None, int] = {None: 1} if self.run_scheduler else {}
-        for sub in self.settings.subtypes:
-            counts[sub.name] = max(0, sub.workers + self.scale_delta)
-        return counts
+        return pool.wanted(self.settings, self.scale_delta, self.run_scheduler)
 
     def reconcile(self, now: float) -> None:
         if self.phase is not Phase.RUNNING:
             return
-        wanted = self.wanted()
-        for child in list(self.children):
-            if not child.retiring and child.subtype not in wanted:
-                self.retire(child, "subtype removed")
-        for name, count in wanted.items():
-            active = [c for c in self.children if c.subtype == name and not c.retiring]
-            for extra in sorted(active, key=lambda c: (c.busy, -c.slot_no))[: max(0, len(active) - count)]:
-                self.retire(extra, "scaled down")
-            used = {c.slot_no for c in active}
-            for _ in range(count - len(active)):
-                slot_no = next(n for n in range(1, count + len(used) + 2) if n not in used)
-                used.add(slot_no)
-                self.children.append(self.new_child(name, slot_no, now))
-        for child in self.children:
-            if child.state is ChildState.BACKOFF and now >= child.next_start_at:
-                self.spawn(child, now)
-
-    def new_child(self, subtype: str | None, slot_no: int, now: float) -> Child:
-        sub = self.settings.subtype(subtype) if subtype else None
-        name = "scheduler" if subtype is None else f"{subtype}#{slot_no}"
-        role = "scheduler" if subtype is None else "worker"
-        return Child(name, role, subtype, slot_no, child_conf(self.settings, sub), next_start_at=now)
+        counts = self.wanted()
+        for child, why in self.pool.surplus(counts):
+            self.retire(child, why)
+        for role, number in self.pool.missing(counts):
+            self.pool.add(pool.new_child(self.settings, role, number, now))
+        for child in self.pool.due(now):
+            self.spawn(child, now)
 
     def spawn(self, child: Child, now: float) -> None:
         slot = Slot()
@@ -476,35 +388,26 @@ class Master:
         if child.subtype is None:
             main = partial(spawn.scheduler_main, self.settings, slot, self.pid, lifeline)
         else:
-            sub = self.settings.subtype(child.subtype)
             main = partial(
                 spawn.worker_main,
                 self.settings,
-                sub,
-                child.slot_no,
+                self.settings.subtype(child.subtype),
+                child.number,
                 slot,
                 self.pid,
                 self.host,
                 lifeline,
                 self.handlers.get(child.subtype),
             )
-        pid = spawn.fork_child(self.inbox, main, self.lifeline)
-        child.spawned(pid, slot, now)
+        child.spawned(self.ops.fork(main), slot, now)
 
     def retire(self, child: Child, why: str) -> None:
         """Let it finish its current item, then go; a child not running yet just goes."""
         child.retiring = True
         if child.state in (ChildState.STARTING, ChildState.RUNNING):
-            self.soft_stop(child, why)
+            child.stop(self.ops, why)
         elif child.state is ChildState.BACKOFF:
-            self.children.remove(child)
-
-    def soft_stop(self, child: Child, why: str) -> None:
-        child.begin_stop(why)
-        try:
-            os.kill(child.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+            self.pool.drop(child)
 
     # -- stopping ----------------------------------------------------------------------
 
@@ -512,56 +415,54 @@ class Master:
         stop_timeout = self.settings.supervisor.stop_timeout
         log.info("master: %s: draining; in-flight exports have %gs to finish", why, stop_timeout)
         systemd.notify("STOPPING=1")
+        self.cancel_reload()
         self.phase = Phase.DRAINING
         self.drain_deadline = now + stop_timeout
-        for child in list(self.children):
+        for child in self.pool:
             if child.state in (ChildState.STARTING, ChildState.RUNNING):
-                self.soft_stop(child, "supervisor stopping")
+                child.stop(self.ops, "supervisor stopping")
             elif child.state is ChildState.BACKOFF:
-                self.children.remove(child)
+                self.pool.drop(child)
 
     def begin_fast_stop(self, now: float, why: str) -> None:
         log.warning("master: %s: stopping now; in-flight items go back to READY", why)
         systemd.notify("STOPPING=1")
+        self.cancel_reload()
         self.phase = Phase.STOPPING
-        for child in list(self.children):
+        for child in self.pool:
             if child.live and child.state is not ChildState.KILLING:
-                self.kill(child, "stop", now)
+                self.kill(child, KillReason.STOP, now)
             elif child.live and not child.hard_killed:
-                child.tree = proctree.kill_tree(child.pid, child.tree)
-                child.hard_killed = True
+                child.kill_hard(self.ops)
             elif not child.live:
-                self.children.remove(child)
+                self.pool.drop(child)
 
     def advance_phase(self, now: float) -> None:
         if self.phase is Phase.RUNNING:
-            if not self.ready_sent and (self.all_booted() or now - self.started_at > READY_AFTER):
+            if not self.ready_sent and (self.pool.all_booted() or now - self.started_at > READY_AFTER):
                 self.ready_sent = True
-                systemd.notify("READY=1", f"STATUS=supervising {len(self.children)} children")
-                log.info("master: ready (%d children)", len(self.children))
-        elif not any(child.live for child in self.children):
+                systemd.notify("READY=1", f"STATUS=supervising {len(self.pool)} children")
+                log.info("master: ready (%d children)", len(self.pool))
+        elif not any(child.live for child in self.pool):
             if self.exit_grace_until is None:
-                self.exit_grace_until = now + 5.0  # a few ticks to record what the children held
-            if not self.pending or now >= self.exit_grace_until:
-                if self.pending:
+                self.exit_grace_until = now + EXIT_GRACE  # a few ticks to record what they held
+            if not self.db.pending or now >= self.exit_grace_until:
+                if self.db.pending:
                     log.error(
                         "master: %d outcomes not recorded (database unreachable); "
                         "their items are recovered after the lease",
-                        len(self.pending),
+                        len(self.db.pending),
                     )
                 self.phase = Phase.EXITED
 
-    def all_booted(self) -> bool:
-        return bool(self.children) and all(c.state is not ChildState.STARTING for c in self.children)
-
     def emergency_stop(self) -> None:
-        for child in self.children:
+        self.cancel_reload()
+        for child in self.pool:
             if child.live:
-                proctree.kill_tree(child.pid, child.tree)
+                child.kill_hard(self.ops)
 
     def finish(self) -> None:
-        if self.store is not None:
-            self.store.close()
+        self.db.close()
         try:
             os.unlink(self.status_path)
         except OSError:
@@ -569,106 +470,23 @@ class Master:
 
     # -- status ------------------------------------------------------------------------
 
-    def by_pid(self, pid: int) -> Child | None:
-        return next((c for c in self.children if c.pid == pid), None)
-
     def write_status(self, now: float) -> None:
         """At once when a child's state changed, else every STATUS_EVERY."""
-        signature = self.status_signature()
+        signature = status.signature(self.pool, self.phase, self.ready_sent, self.scale_delta)
         if now < self.next_status and signature == self.status_written:
             return
-        self.next_status = now + STATUS_EVERY
+        self.next_status = now + status.STATUS_EVERY
         self.status_written = signature
         wall = time.time()
-        statusfile.write(self.status_path, self.status(now, wall))
+        statusfile.write(self.status_path, status.build(self.master_status(now, wall), self.pool, now, wall))
 
-    def status_signature(self) -> tuple[Any, ...]:
-        children = tuple(
-            (
-                child.name,
-                child.pid,
-                child.status_state(),
-                child.view.work_id if child.busy else None,
-                child.restarts,
-                child.next_start_at if child.state is ChildState.BACKOFF else None,
-            )
-            for child in self.children
+    def master_status(self, now: float, wall: float) -> MasterStatus:
+        return MasterStatus(
+            pid=self.pid,
+            host=self.host,
+            config=self.settings.path,
+            phase=self.phase.value,
+            started=wall - (now - self.started_at),
+            ready=self.ready_sent,
+            scale_delta=self.scale_delta,
         )
-        return (self.phase, self.ready_sent, self.scale_delta, children)
-
-    def status(self, now: float, wall: float) -> dict[str, Any]:
-        children = []
-        for child in self.children:
-            view = child.view
-            busy = child.busy
-            children.append(
-                {
-                    "name": child.name,
-                    "role": child.role,
-                    "subtype": child.subtype,
-                    "slot": child.slot_no,
-                    "pid": child.pid,
-                    "state": child.status_state(),
-                    "item": view.work_id if busy and view.state == SlotState.ITEM else None,
-                    "split": view.work_id if busy and view.state == SlotState.SPLIT else None,
-                    "since": wall - (now - view.started) if busy else None,
-                    "restarts": child.restarts,
-                    "items_done": view.done if view else 0,
-                    "backoff_until": wall + child.next_start_at - now
-                    if child.state is ChildState.BACKOFF
-                    else None,
-                }
-            )
-        return {
-            "master": {
-                "pid": self.pid,
-                "host": self.host,
-                "config": self.settings.path,
-                "phase": self.phase.value,
-                "started": wall - (now - self.started_at),
-                "ready": self.ready_sent,
-                "scale_delta": self.scale_delta,
-            },
-            "children": children,
-            "written": wall,
-        }
-
-
-def preflight(
-    settings: Settings,
-    inbox: SignalInbox | None = None,
-    lifeline: spawn.Lifeline | None = None,
-    timeout: float = 60.0,
-) -> str | None:
-    """Import every handler in a throwaway child: the master itself never imports user code.
-
-    Returns the one-line problem, or None when every handler loads.
-    """
-    from dlsupervisor import handlers
-
-    read_fd, write_fd = os.pipe()
-
-    def check() -> int:
-        os.close(read_fd)
-        problem = handlers.check_all(settings)
-        os.write(write_fd, (problem or "").encode()[:4000])
-        return EX_OK
-
-    pid = spawn.fork_child(inbox, check, lifeline) if inbox else spawn.fork_plain(check)
-    os.close(write_fd)
-    deadline = time.monotonic() + timeout
-    chunks = []
-    try:
-        while time.monotonic() < deadline:
-            if select.select([read_fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
-                chunk = os.read(read_fd, 4096)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        else:
-            proctree.kill_tree(pid)
-            chunks = [f"{settings.path}: importing the handlers took over {timeout:g}s".encode()]
-    finally:
-        os.close(read_fd)
-        os.waitpid(pid, 0)
-    return b"".join(chunks).decode() or None

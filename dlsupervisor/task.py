@@ -10,6 +10,7 @@ import json
 import logging
 from typing import Any, NamedTuple
 
+from dlsupervisor import entrypoints
 from dlsupervisor.model import DownloadItem, DownloadTaskMain
 
 
@@ -71,7 +72,7 @@ class DownloadTaskBase:
 
     def start(self) -> None:
         """The seed's entry point: supervise `max_job` workers of this subtype from this
-        process, as the daemon would, until Ctrl-C or SIGTERM (standalone.py)."""
-        from dlsupervisor.standalone import run_handler
+        process, as the daemon would, until Ctrl-C or SIGTERM (standalone.py).
 
-        run_handler(self)
+        Reached by name (entrypoints.py): the runtime imports this module, not the reverse."""
+        entrypoints.resolve(entrypoints.STANDALONE_HANDLER)(self)
