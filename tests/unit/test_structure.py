@@ -14,19 +14,6 @@ import dlsupervisor
 PACKAGE = Path(dlsupervisor.__file__).parent
 MAX_FUNCTION_LINES = 60
 
-# Functions over the limit, each to leave the list when its module is split; none may join.
-KNOWN_LONG_FUNCTIONS: frozenset[str] = frozenset()
-
-# Import cycles in packages being rewritten on another branch: a package's open_*() imports
-# its backends inside a function, and the backends import the package's shared types.  Each
-# leaves the list when the shared types move to a module of their own; none may join.
-KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset(
-    {
-        frozenset({"dlsupervisor.store", "dlsupervisor.store.mysql", "dlsupervisor.store.sqlite"}),
-        frozenset({"dlsupervisor.queue", "dlsupervisor.queue.polling"}),
-    }
-)
-
 
 def module_name(path: Path) -> str:
     parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
@@ -96,7 +83,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_the_import_graph_has_no_cycle():
-    found = [group for group in cycles(import_graph()) if frozenset(group) not in KNOWN_CYCLES]
+    found = cycles(import_graph())
     assert found == [], f"import cycles: {found}"
 
 
@@ -122,11 +109,5 @@ def long_functions() -> dict[str, int]:
 
 
 def test_no_function_is_longer_than_60_lines():
-    found = {name: n for name, n in long_functions().items() if name not in KNOWN_LONG_FUNCTIONS}
+    found = long_functions()
     assert found == {}, f"functions over {MAX_FUNCTION_LINES} lines: {found}"
-
-
-def test_known_exceptions_are_still_exceptions():
-    """An exception that was fixed leaves the list, so the list only shrinks."""
-    assert set(long_functions()) >= KNOWN_LONG_FUNCTIONS
-    assert {frozenset(group) for group in cycles(import_graph())} >= KNOWN_CYCLES
