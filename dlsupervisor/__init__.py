@@ -1,6 +1,6 @@
 """dlsupervisor: a supervisor daemon and task framework for export jobs.
 
-Public API (SPEC §6): DownloadTaskBase, SubTypeInfo, DownloadTaskScheduler,
+Public API (contract.md §6): DownloadTaskBase, SubTypeInfo, DownloadTaskScheduler,
 submit and Client.  Models live in dlsupervisor.model.
 """
 

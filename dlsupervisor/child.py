@@ -223,7 +223,7 @@ class Child:
         return self.view is not None and self.view.state == SlotState.IDLE
 
     def status_state(self) -> str:
-        """`idle`, `busy`, `stopping`, `backoff` (SPEC §3), or `starting`."""
+        """`idle`, `busy`, `stopping`, `backoff` (contract.md §3), or `starting`."""
         if self.state is ChildState.BACKOFF:
             return "backoff"
         if self.state in (ChildState.STOPPING, ChildState.KILLING):

@@ -1,4 +1,4 @@
-"""The command line of SPEC §3: one function per command.
+"""The command line of contract.md §3: one function per command.
 
 Every configuration problem (a database without the tables, a refused password)
 ends as one line on stderr and exit status 2; a database or Redis that is down,

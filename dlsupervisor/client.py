@@ -91,7 +91,7 @@ class Client:
     def count_download(self, item_id: int, limit: int | None = None) -> bool:
         """Call when serving an item's file: False if it may not be served (not DONE: failed,
         expired, or past its download limit).  Counts the download in `download_times`; the
-        download that reaches `limit` is served and the item then EXPIRED (SPEC §1)."""
+        download that reaches `limit` is served and the item then EXPIRED (contract.md §1)."""
         counted = self.store.count_download(item_id, limit)
         return bool(counted and counted[0])
 

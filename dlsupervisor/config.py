@@ -1,7 +1,7 @@
-"""The INI file of SPEC §2 (and the seed's [download_task]) as frozen, validated settings.
+"""The INI file of contract.md §2 (and the seed's [download_task]) as frozen, validated settings.
 
 Every problem is one ConfigError line naming file, section and key.  Nothing
-here imports handlers: the master loads configuration too (DESIGN invariant 3).
+here imports handlers: the master loads configuration too (architecture.md, invariant 3).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One active scheduler per database (DESIGN invariant 6), and its three backends.
+"""One active scheduler per database (architecture.md, invariant 6), and its three backends.
 
 With Redis (RedisElection): a key holding the leader's id with a TTL, renewed
 every third of the TTL (not every pass: an idle scheduler then makes one round

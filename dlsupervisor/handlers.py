@@ -93,7 +93,7 @@ def load(settings: Settings, sub: SubtypeSettings) -> tuple[type[DownloadTaskBas
 
 
 def construct(cls: type[DownloadTaskBase], info: SubTypeInfo, settings: Settings) -> DownloadTaskBase:
-    """Handler(task_info, config_path, logger_name), as SPEC §6 promises."""
+    """Handler(task_info, config_path, logger_name), as contract.md §6 promises."""
     return cls(info, settings.path, f"dlsupervisor.{info.task_name}")
 
 

@@ -1,4 +1,4 @@
-"""Rows of the two tables as plain objects, and the status numbers of SPEC §1.
+"""Rows of the two tables as plain objects, and the status numbers of contract.md §1.
 
 The classes keep the seed's shape: `DownloadItem()` then attribute assignment,
 or `DownloadItem(row_dict)`, so seed code that builds items keeps working.

@@ -1,4 +1,4 @@
-"""What one attempt at an item, a split, or a whole task ends as (SPEC §5).  Pure functions.
+"""What one attempt at an item, a split, or a whole task ends as (contract.md §5).  Pure functions.
 
 User hooks are called here and nowhere else; every exception they raise
 becomes a remark, except Aborted (the master stopping the export).

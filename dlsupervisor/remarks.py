@@ -1,7 +1,7 @@
-"""The `remark` texts of SPEC §5, and the attempt count they carry: the claim protocol's owner.
+"""The `remark` texts of contract.md §5, and the attempt count they carry: the claim protocol's owner.
 
 A running item's remark is its claim token, `running on HOST:PID attempt N`:
-it names the owner (DESIGN invariant 5) and fences every later write, so a
+it names the owner (architecture.md, invariant 5) and fences every later write, so a
 late result from a killed or requeued export matches nothing.  Requeues carry
 the count forward, so attempts survive a crash of the whole host.
 

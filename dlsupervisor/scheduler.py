@@ -1,7 +1,7 @@
 """The scheduler's loop: dispatch · cancel · roll-up · expiry · re-dispatch · orphan recovery.
 
 One pass is `tick()`; each step is one or two set-based store calls over
-active rows only (DESIGN invariant 7), and an idle pass is a single read that
+active rows only (architecture.md, invariant 7), and an idle pass is a single read that
 finds no active row and no file due to expire.  Only the elected scheduler works
 (invariant 6); the others keep trying to become it.  Subtypes are learnt from
 the registrations of live workers, so the scheduler never imports user code.

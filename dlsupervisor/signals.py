@@ -1,4 +1,4 @@
-"""The master's signal inbox: handlers only record; the loop acts (STYLE habit 1).
+"""The master's signal inbox: handlers only record; the loop acts (architecture.md, habit 1).
 
 `signal.set_wakeup_fd` writes the signal number to a non-blocking pipe, which
 wakes the loop's `select` at once; handlers do nothing but let that happen.

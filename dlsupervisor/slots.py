@@ -1,7 +1,7 @@
 """One shared-memory slot per child: what it is doing, written by the child, read by the master.
 
 The master learns a child's item and start time without trusting the child to
-be alive (DESIGN invariant 4), the way gunicorn's arbiter reads heartbeats.
+be alive (architecture.md, invariant 4), the way gunicorn's arbiter reads heartbeats.
 The child writes its fields as one packed record bracketed by a sequence
 counter (odd while writing); the master re-reads until it sees an even,
 unchanged counter, so it never acts on a half-written item id.  A record that

@@ -94,7 +94,7 @@ def fork_plain(main: Callable[[], int]) -> int:
 
 
 class TitledSlot:
-    """The slot, plus the process title SPEC §4 asks for, kept current as work changes."""
+    """The slot, plus the process title contract.md §4 asks for, kept current as work changes."""
 
     def __init__(self, slot: Slot, prefix: str) -> None:
         self._slot = slot
@@ -153,7 +153,7 @@ def watch_parent(master_pid: int, lifeline_fd: int) -> Callable[[], bool]:
     A busy worker may sit in an export for minutes; the thread wakes when the
     lifeline reaches EOF (or, as a backstop for a write end some other process
     kept, every PARENT_CHECK_EVERY) and takes the export's children down with it
-    (SPEC §4).
+    (contract.md §4).
     """
 
     def alive() -> bool:

@@ -1,4 +1,4 @@
-"""Standalone mode: the seed's two scripts, run as written (SPEC §6).
+"""Standalone mode: the seed's two scripts, run as written (contract.md §6).
 
 Teams on duyan-download-task run one scheduler script and one script per
 subtype.  They keep them:
@@ -160,7 +160,7 @@ def run_handler(handler: DownloadTaskBase) -> None:
     """DownloadTaskBase.start(): the daemon's master for this one handler, in this process.
 
     The process is the user's script, so it may hold the handler: its workers
-    inherit the instance through fork instead of importing it (DESIGN invariant 3
+    inherit the instance through fork instead of importing it (architecture.md, invariant 3
     protects a master from user code it would otherwise never run).
     """
     settings = load_settings(handler.config_path)

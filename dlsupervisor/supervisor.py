@@ -8,7 +8,7 @@ children's slots, enforce deadlines (timeouts, cancels, kills), sync with the
 database (outcomes, heartbeats), reconcile the children with the
 configuration, write the status file.  A child's exit wakes it at once
 (SIGCHLD).  Nothing in it blocks for long, and it never imports or runs user
-code (DESIGN invariant 3) -- except in standalone mode (standalone.py), where
+code (architecture.md, invariant 3) -- except in standalone mode (standalone.py), where
 the calling process is a user's script that already built its handler and
 hands the instance in, for its workers to inherit.
 
@@ -222,7 +222,7 @@ class Master:
         self.reloading = reload.PendingReload(new, self.ops.check_handlers(new, now))
 
     def advance_reload(self, now: float) -> None:
-        """Once the handler check has its verdict: apply the diff, or change nothing (SPEC §2)."""
+        """Once the handler check has its verdict: apply the diff, or change nothing (contract.md §2)."""
         pending = self.reloading
         result = pending.check.poll(now) if pending is not None else None
         if result is None:

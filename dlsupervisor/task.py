@@ -1,4 +1,4 @@
-"""The user API: one DownloadTaskBase subclass per kind of export (SPEC §6).
+"""The user API: one DownloadTaskBase subclass per kind of export (contract.md §6).
 
 Nothing here does I/O: the supervisor constructs handlers in worker processes
 and calls their hooks; `start()` is the seed's standalone entry point.

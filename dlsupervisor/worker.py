@@ -1,4 +1,4 @@
-"""The worker's loop: wait → claim → validate → export → record (DESIGN "Processes").
+"""The worker's loop: wait → claim → validate → export → record (architecture.md, "Processes").
 
 One instance per worker process, built after fork.  Tests drive `run_once`
 in-process; the supervisor runs `run` in a forked child with signal handlers

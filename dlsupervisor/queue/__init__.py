@@ -1,4 +1,4 @@
-"""Wake-ups for workers (DESIGN invariant 1: never the only record of anything).
+"""Wake-ups for workers (architecture.md, invariant 1: never the only record of anything).
 
 A message names work that the database already holds: `i:ITEM_ID` (export an
 item) or `s:TASK_ID` (split a multi-item task).  Losing one costs latency,

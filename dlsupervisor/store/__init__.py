@@ -1,7 +1,7 @@
-"""The store: every SQL statement lives behind these interfaces (DESIGN "Backends").
+"""The store: every SQL statement lives behind these interfaces (architecture.md, "Backends").
 
 Each method is one short statement (or one transaction), parameterised, and
-every transition is conditional on the state it expects (DESIGN invariant 2),
+every transition is conditional on the state it expects (architecture.md, invariant 2),
 returning whether it applied.  Connection loss surfaces as StoreUnavailable;
 callers decide whether to retry (workers, scheduler) or to try again next
 tick (the master, whose loop must never block).

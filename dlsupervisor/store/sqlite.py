@@ -15,7 +15,7 @@ claim with the same token is idempotent on both.
 Statements that pick rows by id write `+status`: the unary plus keeps the planner
 on the primary key.  Without statistics (nobody runs ANALYZE on an embedded
 database) it would otherwise walk the status index, which for DONE rows is the
-whole history (DESIGN invariant 7).
+whole history (architecture.md, invariant 7).
 
 Timestamps are text 'YYYY-MM-DD HH:MM:SS.fff' in UTC (they compare as text and
 use the indexes); loaded rows carry them as naive datetimes, as PyMySQL's do.

@@ -1,7 +1,7 @@
 """Chaos (issue 6): three supervisors share one MariaDB and one Redis while thousands of
 items run; busy workers and one master are SIGKILLed at random, a SIGHUP resizes a pool,
 Redis is flushed once and restarted once.  Then every item must be terminal, every item
-no kill touched exported exactly once, the killed ones FAILED or requeued exactly as SPEC
+no kill touched exported exactly once, the killed ones FAILED or requeued exactly as contract.md
 §5 says, and no process left.  The servers are private ones, so FLUSHALL and the restart
 disturb nobody.
 

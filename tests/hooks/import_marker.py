@@ -1,4 +1,4 @@
-"""A handler module that records which processes import it (DESIGN invariant 3's witness)."""
+"""A handler module that records which processes import it (architecture.md, invariant 3's witness)."""
 
 import os
 

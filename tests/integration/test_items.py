@@ -1,4 +1,4 @@
-"""SPEC §5, row by row, for the outcomes that need no supervisor: the scheduler and a
+"""contract.md §5, row by row, for the outcomes that need no supervisor: the scheduler and a
 worker driven in-process against the real backends."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def test_export_returning_a_result_makes_the_item_done_with_expiry(env):
 
 
 def test_success_keeps_an_expire_time_set_by_the_application(env):
-    """DEFECTS #22: the application's own expire_time is not overwritten."""
+    """defects.md #22: the application's own expire_time is not overwritten."""
     scheduler, worker = env.scheduler(), env.worker()
     worker.register()
     task_id, (item_id,) = env.new_task({"do": "ok"})
@@ -57,7 +57,7 @@ def test_success_keeps_an_expire_time_set_by_the_application(env):
     ],
 )
 def test_unusable_data_fails_the_item_with_invalid_data(env, data, expected):
-    """DEFECTS #26: empty, NULL and non-JSON data fail with a message."""
+    """defects.md #26: empty, NULL and non-JSON data fail with a message."""
     task, item = run_one(env, data)
     assert item["status"] == ItemStatus.FAILED
     assert item["remark"].startswith(expected), item["remark"]
@@ -72,7 +72,7 @@ def test_missing_org_id_fails_the_item_with_invalid_data(env):
 
 
 def test_validation_returning_none_fails_the_item_as_rejected(env):
-    """DEFECTS #8: the original left such an item PROCESSING forever."""
+    """defects.md #8: the original left such an item PROCESSING forever."""
     task, item = run_one(env, {"reject": True})
     assert item["status"] == ItemStatus.FAILED
     assert item["remark"] == "rejected: get_validated_data_params returned None"
@@ -110,7 +110,7 @@ HOSTILE = 'it\'s "quoted"; DROP TABLE download_item; -- 😀 导出失败 \\ %s 
 
 
 def test_hostile_text_in_data_and_exception_messages_is_stored_verbatim(env):
-    """DEFECTS #1, #2, #24, #25: parameterised writes, utf8mb4, data untouched, remark fitted."""
+    """defects.md #1, #2, #24, #25: parameterised writes, utf8mb4, data untouched, remark fitted."""
     other_task, (other_item,) = env.new_task({"do": "ok"}, org_id=99, sub_type=999)
     data = {"do": "raise", "message": HOSTILE, "repeat": 20, "note": HOSTILE}
     task, item = run_one(env, data)
@@ -125,20 +125,20 @@ def test_hostile_text_in_data_and_exception_messages_is_stored_verbatim(env):
 
 
 def test_emoji_file_name_is_stored_intact(env):
-    """DEFECTS #25: `report-😀.csv` is not stored as `report-?.csv`."""
+    """defects.md #25: `report-😀.csv` is not stored as `report-?.csv`."""
     task, item = run_one(env, {"do": "ok", "file_name": "report-😀-导出.csv"})
     assert item["file_name"] == "report-😀-导出.csv"
 
 
 def test_a_result_too_long_for_its_column_fails_the_item_not_the_write(env):
-    """DEFECTS #2: an outcome write cannot fail on content."""
+    """defects.md #2: an outcome write cannot fail on content."""
     task, item = run_one(env, {"do": "ok", "file_name": "x" * 300})
     assert item["status"] == ItemStatus.FAILED
     assert item["remark"] == "export failed: bad return value (file_name is longer than 256 characters)"
 
 
 def test_the_same_item_delivered_twice_runs_once(env, tmp_path):
-    """DEFECTS #6, #12: a claim needs status READY; a duplicate neither re-runs nor moves expiry."""
+    """defects.md #6, #12: a claim needs status READY; a duplicate neither re-runs nor moves expiry."""
     log = tmp_path / "markers"
     scheduler, first, second = env.scheduler(), env.worker(), env.worker()
     first.register()
@@ -164,7 +164,7 @@ def test_redis_never_holds_the_same_wake_up_twice(mysql_env):
 
 
 def test_submit_wakes_an_idle_worker_without_a_scheduler_pass(env):
-    """DEFECTS #16: the original moved one item per cron tick; here the wake-up is immediate."""
+    """defects.md #16: the original moved one item per cron tick; here the wake-up is immediate."""
     from dlsupervisor.client import Client
 
     worker = env.worker()  # note: no scheduler exists in this test at all

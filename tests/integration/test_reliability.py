@@ -1,4 +1,4 @@
-"""Leases, attempts and the election (SPEC §5, DESIGN invariants 2, 5 and 6), one loop at a
+"""Leases, attempts and the election (contract.md §5, architecture.md, invariants 2, 5 and 6), one loop at a
 time against the real backends; the multiprocess versions are in tests/process."""
 
 from __future__ import annotations

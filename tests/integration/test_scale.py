@@ -1,4 +1,4 @@
-"""DESIGN invariant 7 / DEFECTS #18, #19, #21: with a million finished rows in each table, a
+"""architecture.md, invariant 7 / defects.md #18, #19, #21: with a million finished rows in each table, a
 scheduler pass reads only active rows.  Measured by MariaDB's own row counters around a pass,
 not by timing: the original's idle pass read ~420k rows over 3,003 SELECTs."""
 

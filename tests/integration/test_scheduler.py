@@ -63,7 +63,7 @@ def test_multi_item_task_is_split_by_its_worker_and_rolled_up(env, tmp_path):
 
 
 def test_partial_failure_leaves_the_task_done_and_says_how_many_failed(env):
-    """DEFECTS #15: DONE when one file is ready, with the failures in the task's remark."""
+    """defects.md #15: DONE when one file is ready, with the failures in the task's remark."""
     scheduler, workers = start(env, "multi")
     data = {"parts": 3, "part_data": {"1": {"do": "raise"}}}
     task_id, _ = env.new_task(data, sub_type=16, items=0)
@@ -89,7 +89,7 @@ def test_multi_item_task_fails_when_every_item_failed(env):
 
 
 def test_split_that_raises_fails_only_that_task(env):
-    """DEFECTS #14: the original's whole subtype stopped; here the task fails and others go on."""
+    """defects.md #14: the original's whole subtype stopped; here the task fails and others go on."""
     scheduler, workers = start(env, "multi")
     bad, _ = env.new_task({"split": "raise"}, sub_type=16, items=0)
     good, _ = env.new_task({"parts": 1}, sub_type=16, items=0)
@@ -109,7 +109,7 @@ def test_split_returning_no_items_fails_the_task(env):
 
 
 def test_a_split_interrupted_halfway_is_redone_once_with_nothing_doubled(env, tmp_path):
-    """DEFECTS #13: a crash mid-split left 4 items for a 2-item task; here it is all or nothing."""
+    """defects.md #13: a crash mid-split left 4 items for a 2-item task; here it is all or nothing."""
     from dlsupervisor import remarks
 
     scheduler, (worker,) = start(env, "multi")
@@ -146,7 +146,7 @@ def test_items_expire_and_a_task_expires_when_no_file_is_left(env):
 
 
 def test_a_done_item_without_expire_time_expires_after_file_ttl(env):
-    """DEFECTS #21: NULL expire_time never expired in the original."""
+    """defects.md #21: NULL expire_time never expired in the original."""
     scheduler, workers = start(env)
     task_id, (item_id,) = env.new_task({"do": "ok"})
     drain(env, scheduler, workers, lambda: task_status(env, task_id) == TaskStatus.DONE)
@@ -160,7 +160,7 @@ def test_a_done_item_without_expire_time_expires_after_file_ttl(env):
 
 
 def test_old_rows_are_not_stranded_by_time_windows(env):
-    """DEFECTS #21: 3- and 7-day windows stranded older rows; here age does not matter."""
+    """defects.md #21: 3- and 7-day windows stranded older rows; here age does not matter."""
     scheduler, workers = start(env)
     month_ago = dt.datetime.now() - dt.timedelta(days=30)
     task_id, (item_id,) = env.new_task({"do": "ok"}, created_time=month_ago)
@@ -168,7 +168,7 @@ def test_old_rows_are_not_stranded_by_time_windows(env):
 
 
 def test_cancelled_task_cancels_its_waiting_items_and_its_worker_skips_them(env, tmp_path):
-    """DEFECTS #11: the original overwrote CANCELLED with PROCESSING and exported anyway."""
+    """defects.md #11: the original overwrote CANCELLED with PROCESSING and exported anyway."""
     scheduler, (worker,) = start(env)
     log = tmp_path / "markers"
     task_id, items = env.new_task({"do": "ok", "log": str(log)}, items=2)
@@ -185,7 +185,7 @@ def test_cancelled_task_cancels_its_waiting_items_and_its_worker_skips_them(env,
 
 
 def test_work_whose_wake_up_was_lost_is_sent_again(env):
-    """DEFECTS #4: after Redis lost its lists, dispatched items stayed READY forever."""
+    """defects.md #4: after Redis lost its lists, dispatched items stayed READY forever."""
     scheduler, (worker,) = start(env)
     task_id, (item_id,) = env.new_task({"do": "ok"})
     scheduler.tick()
@@ -210,7 +210,7 @@ def lose_wake_ups(env):
 
 
 def test_a_task_no_worker_serves_is_left_alone_with_one_warning(env, caplog):
-    """DEFECTS #9: one unserved task stopped all dispatching in the original."""
+    """defects.md #9: one unserved task stopped all dispatching in the original."""
     scheduler, workers = start(env)
     orphan, _ = env.new_task({"do": "ok"}, sub_type=999)
     served, _ = env.new_task({"do": "ok"})
@@ -224,7 +224,7 @@ def test_a_task_no_worker_serves_is_left_alone_with_one_warning(env, caplog):
 
 
 def test_items_are_routed_by_their_own_type(env):
-    """DEFECTS #10: an item whose type differs from its task's sub_type was stuck."""
+    """defects.md #10: an item whose type differs from its task's sub_type was stuck."""
     scheduler, workers = start(env, "behaviour", "multi")
     task_id, (routed, unserved) = env.new_task({"do": "ok"}, items=2)
     env.db.execute("UPDATE download_item SET type = 16 WHERE id = %s", (routed,))
@@ -238,7 +238,7 @@ def test_items_are_routed_by_their_own_type(env):
 
 
 def test_stuck_tasks_do_not_starve_new_ones(env):
-    """DEFECTS #20: LIMIT 1000 without ORDER BY let 1000 stuck tasks starve new ones."""
+    """defects.md #20: LIMIT 1000 without ORDER BY let 1000 stuck tasks starve new ones."""
     env.write_config(scheduler={"batch_size": 3})
     scheduler, workers = start(env)
     for _ in range(6):

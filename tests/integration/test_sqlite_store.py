@@ -110,7 +110,7 @@ def test_a_child_never_uses_its_parents_connection_or_lock(sqlite_env):
     assert env.store.lead("dlsv", 10) is True
 
 
-# -- the planner (DESIGN invariant 7) ---------------------------------------------------------
+# -- the planner (architecture.md, invariant 7) ---------------------------------------------------------
 
 HISTORY = 30_000  # finished tasks, each with one finished item
 

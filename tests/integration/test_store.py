@@ -1,4 +1,4 @@
-"""The store's conditional-update contract (DESIGN invariant 2), on every backend.
+"""The store's conditional-update contract (architecture.md, invariant 2), on every backend.
 
 Each transition applies only from the state it expects, and says whether it
 applied; the tables are read back through an independent connection (env.db).
@@ -328,7 +328,7 @@ def test_an_update_by_the_application_moves_last_updated_time(env):
 
 
 def test_downloads_are_counted_and_the_limit_expires_the_item_and_its_task(env):
-    """DEFECTS #23: download_times was never used; EXPIRED-by-download-count never happened."""
+    """defects.md #23: download_times was never used; EXPIRED-by-download-count never happened."""
     from dlsupervisor.client import Client
 
     task_id, (item_id,) = env.new_task({"do": "ok"}, status=2)

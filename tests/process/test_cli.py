@@ -1,4 +1,4 @@
-"""SPEC §3: initdb, submit, tasks, cancel and check, as a user runs them."""
+"""contract.md §3: initdb, submit, tasks, cancel and check, as a user runs them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The real daemon: forks, signals, timeouts, crashes, reloads (SPEC §3, §4, §5).
+"""The real daemon: forks, signals, timeouts, crashes, reloads (contract.md §3, §4, §5).
 
 Each test starts `python -m dlsupervisor start` in its own session with
 time-compressed settings, waits on NOTIFY_SOCKET, the status file and table
@@ -434,7 +434,7 @@ def test_cancelling_a_task_kills_its_running_export_within_two_seconds(env, daem
 
 
 def test_many_workers_use_one_connection_each_and_lose_nothing(env, daemon, tmp_path):
-    """DEFECTS #17: more than 5 jobs exhausted the original's pool and lost 35% of items."""
+    """defects.md #17: more than 5 jobs exhausted the original's pool and lost 35% of items."""
     d = daemon(**config(workers=8)).start()
     log = tmp_path / "markers"
     tasks = [env.new_task({"do": "sleep", "seconds": 0.05, "log": str(log)})[0] for _ in range(80)]
@@ -451,7 +451,7 @@ def test_many_workers_use_one_connection_each_and_lose_nothing(env, daemon, tmp_
 
 
 def test_each_event_is_logged_once(env, daemon):
-    """DEFECTS #28: the original wrote every log line twice."""
+    """defects.md #28: the original wrote every log line twice."""
     d = daemon(**config(workers=1)).start()
     task_id, item_id = submit(env, {"do": "ok"})
     d.wait_task(task_id, status=TaskStatus.DONE)
@@ -494,7 +494,8 @@ def test_start_daemon_detaches_and_stop_drains_it(env, daemon):
 
 
 def test_the_master_never_imports_handler_modules(env, daemon, tmp_path, monkeypatch):
-    """DESIGN invariant 3: workers (and a throwaway preflight child) import them, never the master."""
+    """architecture.md, invariant 3: workers (and a throwaway preflight child) import them, never the
+    master."""
     imports = tmp_path / "imports"
     monkeypatch.setenv("DLSV_IMPORT_LOG", str(imports))
     marked = {"handler": "tests.hooks.import_marker:Marked", "workers": 2, "timeout": 5}

@@ -1,4 +1,4 @@
-"""Outages (SPEC §5, DESIGN invariant 1, DEFECTS #3 and #4): MariaDB restarted, Redis
+"""Outages (contract.md §5, architecture.md, invariant 1, defects.md #3 and #4): MariaDB restarted, Redis
 restarted or flushed.  Every process reconnects with backoff, logs once per outage, and no
 item is lost or run twice.  The servers here are private ones, so restarting them
 disturbs no other test."""

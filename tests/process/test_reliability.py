@@ -1,5 +1,5 @@
 """Leases, orphan recovery and the election across supervisors sharing one database
-(SPEC §4-§5, DESIGN invariants 5 and 6), with real daemons and real SIGKILLs."""
+(contract.md §4-§5, architecture.md, invariants 5 and 6), with real daemons and real SIGKILLs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §6: the original library's scripts run unchanged on dlsupervisor.
+"""contract.md §6: the original library's scripts run unchanged on dlsupervisor.
 
 The two examples of duyan-download-task's README are kept byte for byte in
 tests/seed_examples/ and run as their users run them: `python FILE` in a
@@ -163,7 +163,7 @@ STOPS = {"ctrl-c": signal.SIGINT, "sigterm": signal.SIGTERM, "sigquit": signal.S
 
 @pytest.mark.parametrize("stop", list(STOPS))
 def test_ctrl_c_and_sigterm_stop_both_scripts_cleanly(world, stop):
-    """Exit status 0, as the daemon's (SPEC §4), and no process left; SIGQUIT too."""
+    """Exit status 0, as the daemon's (contract.md §4), and no process left; SIGQUIT too."""
     scheduler = world.run("scheduler_example.py")
     task_script = world.run("task_example.py")
     task_id, _ = world.new_task(15, {"n": 1})

@@ -1,4 +1,4 @@
-"""SPEC §2: the INI file, the seed's [download_task], environment overrides, and one-line errors."""
+"""contract.md §2: the INI file, the seed's [download_task], environment overrides, and one-line errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from dlsupervisor import config
 from dlsupervisor.errors import ConfigError
 
-SPEC_EXAMPLE = """
+CONTRACT_EXAMPLE = """
 [supervisor]
 run_dir = /run/dlsupervisor      ; pidfile and status live here
 log_level = INFO
@@ -48,8 +48,8 @@ def write(tmp_path, text, name="c.ini"):
     return str(path)
 
 
-def test_the_spec_example_loads_as_written(tmp_path):
-    settings = config.load(write(tmp_path, SPEC_EXAMPLE), environ={})
+def test_the_contract_example_loads_as_written(tmp_path):
+    settings = config.load(write(tmp_path, CONTRACT_EXAMPLE), environ={})
     assert settings.supervisor.run_dir == "/run/dlsupervisor"
     assert settings.supervisor.stop_timeout == 30 and settings.supervisor.kill_grace == 5
     assert settings.database.kind == "mysql" and settings.database.name == "dlsupervisor"
@@ -62,7 +62,7 @@ def test_the_spec_example_loads_as_written(tmp_path):
 
 
 def test_the_seed_section_is_accepted_with_empty_passwords(tmp_path):
-    """DEFECTS #27: an empty dbPassword was rejected; a Redis without password could not be set."""
+    """defects.md #27: an empty dbPassword was rejected; a Redis without password could not be set."""
     path = write(
         tmp_path,
         """
@@ -104,7 +104,7 @@ def test_seed_passwords_with_url_characters_survive(tmp_path):
 
 
 def test_environment_overrides_the_file(tmp_path):
-    path = write(tmp_path, SPEC_EXAMPLE)
+    path = write(tmp_path, CONTRACT_EXAMPLE)
     environ = {
         "DLSUPERVISOR_DATABASE_URL": "mysql://app:secret@db.internal:3307/prod",
         "DLSUPERVISOR_REDIS_URL": "redis://:pw@cache:6380/1",

@@ -1,4 +1,4 @@
-"""DEFECTS #28: the original kept module-level registries (SUB_TYPE_QUEUE_DICT = {}).
+"""defects.md #28: the original kept module-level registries (SUB_TYPE_QUEUE_DICT = {}).
 No module of dlsupervisor holds mutable state at module level: settings are passed down."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Remarks (SPEC §5): their prefixes, the attempt count they carry, and their size."""
+"""Remarks (contract.md §5): their prefixes, the attempt count they carry, and their size."""
 
 from dlsupervisor import outcomes, remarks
 from dlsupervisor.store import Tally

@@ -1,4 +1,4 @@
-"""The seed's import path is an alias of dlsupervisor (SPEC §6), and standalone mode reads
+"""The seed's import path is an alias of dlsupervisor (contract.md §6), and standalone mode reads
 its subtype off the handler instead of a [subtype:...] section."""
 
 from __future__ import annotations
