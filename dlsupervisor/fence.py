@@ -16,7 +16,8 @@ FENCED = "database unreachable"  # the kill reason, and the requeue remark's rea
 
 
 def db_timeout(lease: float, ceiling: float) -> float:
-    """How long one of the master's database calls may block its loop."""
+    """How long one of the master's database calls may block its loop, and how long it
+    waits after a failed one: short leases still leave room for several tries first."""
     return min(ceiling, lease / 8)
 
 

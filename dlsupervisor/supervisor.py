@@ -29,10 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 import setproctitle
 
-from dlsupervisor import config, logsetup, proctree, remarks, spawn, statusfile, systemd
+from dlsupervisor import config, fence, logsetup, proctree, remarks, spawn, statusfile, systemd
 from dlsupervisor.child import Child, ChildState, describe_exit
 from dlsupervisor.config import Settings, SubtypeSettings
 from dlsupervisor.errors import EX_FAILURE, EX_OK, ConfigError
+from dlsupervisor.fence import FENCED, Fence
 from dlsupervisor.model import ItemStatus, TaskStatus
 from dlsupervisor.retry import UNAVAILABLE, Outage
 from dlsupervisor.signals import SignalInbox
@@ -51,6 +52,7 @@ HELD_CHECK_EVERY = 0.5  # seconds between checks that held items are still ours 
 STATUS_EVERY = 5.0  # seconds between status file writes when nothing changed
 READY_AFTER = 5.0  # send READY=1 after this long even if some child is still booting
 DB_TIMEOUT = 2.0  # the master's database calls must not stall its loop for long
+DB_RETRY = 1.0  # seconds between the master's tries while the database is away
 CANCELLED = Outcome(int(ItemStatus.CANCELLED), remarks.CANCELLED)
 
 
@@ -97,6 +99,7 @@ class Master:
         self.store: Store | None = None
         self.db_outage = Outage(log)
         self.db_retry_at = 0.0
+        self.fence = Fence()
         self.pending: list[tuple[str, Callable[[Store], Any]]] = []
         self.next_held_check = 0.0
         self.next_heartbeat = 0.0
@@ -137,7 +140,7 @@ class Master:
 
         The store connects on first use, so no connection is shared with a child.
         """
-        self.store = open_store(self.settings.database, timeout=DB_TIMEOUT)
+        self.store = open_store(self.settings.database, timeout=self.db_timeout())
         if self.settings.redis is not None:
             import dlsupervisor.queue.redis  # noqa: F401
         import dlsupervisor.scheduler  # noqa: F401
@@ -163,6 +166,7 @@ class Master:
                 deadline = self.timeout_deadline(child)
                 if deadline is not None:
                     due.append(deadline)
+                due.append(self.fence.deadline(child.view.started, self.settings.scheduler.lease))
         if busy:
             due += [self.next_held_check, self.next_heartbeat]
         return max(0.0, min(due) - now)
@@ -178,6 +182,7 @@ class Master:
         self.read_slots()
         self.enforce_deadlines(now)
         self.sync_database(now)
+        self.enforce_fence(self.clock())
         self.reconcile(now)
         self.write_status(now)
         self.advance_phase(now)
@@ -279,15 +284,16 @@ class Master:
         pid = child.pid
         if state == SlotState.SPLIT:
             token = remarks.split_token(self.host, pid)
-            if reason == "stop":
+            if reason in ("stop", FENCED):
                 self.write(f"task {work_id}: split released", lambda s: s.release_split(work_id, token))
             else:
                 remark = f"{remarks.SPLIT_FAILED} {remarks.WORKER_DIED} {describe_exit(status)}"
                 self.write(f"task {work_id}: {remark}", lambda s: s.fail_task(work_id, remark, token))
             return
         token = remarks.claim_token(self.host, pid, attempt)
-        if reason == "stop":
-            new_status, remark = remarks.requeue_outcome(token, "supervisor stopped")
+        if reason in ("stop", FENCED):
+            why = FENCED if reason == FENCED else "supervisor stopped"
+            new_status, remark = remarks.requeue_outcome(token, why)
             self.write(
                 f"item {work_id}: {remark}", lambda s: s.requeue(work_id, token, new_status, remark, None)
             )
@@ -352,9 +358,12 @@ class Master:
             )
         self.kill(child, "timeout", now)
 
-    def kill(self, child: Child, reason: str, now: float) -> None:
+    def kill(self, child: Child, reason: str, now: float, grace: float | None = None) -> None:
         """Abort the child's work and stop its tree: SIGTERM now, SIGKILL after kill_grace."""
-        grace = 0.0 if self.phase is Phase.STOPPING else self.settings.supervisor.kill_grace
+        if grace is None:
+            grace = self.settings.supervisor.kill_grace
+        if self.phase is Phase.STOPPING:
+            grace = 0.0
         child.begin_kill(reason, now, grace)
         child.killed_view = child.view  # an aborted worker may write IDLE while unwinding
         child.slot.request(Control.ABORT)
@@ -368,8 +377,11 @@ class Master:
         if self.clock() < self.db_retry_at:
             return None
         if self.store is None:
-            self.store = open_store(self.settings.database, timeout=DB_TIMEOUT)
+            self.store = open_store(self.settings.database, timeout=self.db_timeout())
         return self.store
+
+    def db_timeout(self) -> float:
+        return fence.db_timeout(self.settings.scheduler.lease, DB_TIMEOUT)
 
     def call_db(self, call: Callable[[Store], Any]) -> tuple[bool, Any]:
         store = self.db()
@@ -379,9 +391,12 @@ class Master:
             result = call(store)
         except UNAVAILABLE as exc:
             self.db_outage.down(exc)
-            self.db_retry_at = self.clock() + 1.0
+            self.db_retry_at = self.clock() + fence.db_timeout(self.settings.scheduler.lease, DB_RETRY)
             return False, None
         self.db_outage.up()
+        lifted = self.fence.lift(self.clock())
+        if lifted is not None:
+            log.warning("fence: lifted; the database answers again (%.1fs after fencing)", lifted)
         return True, result
 
     def write(self, what: str, call: Callable[[Store], Any]) -> None:
@@ -412,7 +427,36 @@ class Master:
             items = [c.view.work_id for c in busy if c.view.state == SlotState.ITEM]
             tasks = [c.view.work_id for c in busy if c.view.state == SlotState.SPLIT]
             if items or tasks:
-                self.call_db(lambda s: s.heartbeat(items, tasks))
+                sent = self.clock()
+                if self.call_db(lambda s: s.heartbeat(items, tasks))[0]:
+                    self.fence.answered(sent)
+                else:
+                    self.next_heartbeat = max(self.db_retry_at, now + TICK)  # retry before the fence
+
+    def enforce_fence(self, now: float) -> None:
+        """Stop every export whose heartbeat the database has not taken for half the lease."""
+        lease = self.settings.scheduler.lease
+        due = [
+            c
+            for c in self.children
+            if c.live
+            and c.busy
+            and c.state is not ChildState.KILLING
+            and self.fence.due(c.view.started, lease, now)
+        ]
+        if not due:
+            return
+        log.error(
+            "fence: database unreachable: no heartbeat answered for %.1fs (the lease is %gs); "
+            "stopping %d exports (%s) before another supervisor may take them over",
+            now - max(self.fence.last_ok, min(c.view.started for c in due)),
+            lease,
+            len(due),
+            ", ".join(f"{c.view.state.name.lower()} {c.view.work_id}" for c in due),
+        )
+        self.fence.fenced(now)
+        for child in due:
+            self.kill(child, FENCED, now, fence.kill_grace(lease, self.settings.supervisor.kill_grace))
 
     def check_held(self, busy: list[Child], now: float) -> None:
         """Kill exports whose item was cancelled, or taken from us, within HELD_CHECK_EVERY."""
