@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from dlsupervisor.client import Client
-from dlsupervisor.model import ItemStatus
+from dlsupervisor.model import ItemStatus, TaskStatus
 from tests.conftest import environment
 from tests.helpers.daemon import Daemon
 from tests.helpers.proxy import Proxy
@@ -30,13 +30,14 @@ from tests.helpers.wait import wait_until
 
 LEASE = 4.0
 JOURNAL = "tests.hooks.journal:Journal"
+MULTI_JOURNAL = "tests.hooks.journal:MultiJournal"
 
 
 @dataclass
 class Run:
-    """One export of one item: from its START to the last line it wrote."""
+    """One run of an export or a split: from its START to the last line it wrote."""
 
-    item: int
+    work: str  # item-ID or split-TASK_ID
     supervisor: str
     pid: int
     start: float
@@ -44,32 +45,32 @@ class Run:
     end: str  # the last event: END (finished), STOP (aborted), BEAT (killed or still running)
 
 
-def runs(journal: Path) -> dict[int, list[Run]]:
-    """Every item's runs, in the order they started."""
-    found: dict[tuple[int, int], Run] = {}
+def runs(journal: Path) -> dict[str, list[Run]]:
+    """Every item's and split's runs, in the order they started."""
+    found: dict[tuple[str, int], Run] = {}
     if not journal.exists():
         return {}
     for line in journal.read_text().splitlines():
-        event, item, supervisor, pid, at = line.split()
-        key = (int(item), int(pid))
+        event, work, supervisor, pid, at = line.split()
+        key = (work, int(pid))
         if event == "START":
-            found[key] = Run(int(item), supervisor, int(pid), float(at), float(at), event)
+            found[key] = Run(work, supervisor, int(pid), float(at), float(at), event)
         else:
             found[key].last, found[key].end = float(at), event
-    by_item: dict[int, list[Run]] = defaultdict(list)
+    by_work: dict[str, list[Run]] = defaultdict(list)
     for run in sorted(found.values(), key=lambda r: r.start):
-        by_item[run.item].append(run)
-    return by_item
+        by_work[run.work].append(run)
+    return by_work
 
 
 def overlaps(journal: Path) -> list[str]:
-    """Pairs of runs of one item by two supervisors that were alive at the same time."""
+    """Pairs of runs of one item (or split) by two supervisors alive at the same time."""
     found = []
-    for item, item_runs in runs(journal).items():
-        for earlier, later in zip(item_runs, item_runs[1:], strict=False):
+    for work, work_runs in runs(journal).items():
+        for earlier, later in zip(work_runs, work_runs[1:], strict=False):
             if earlier.supervisor != later.supervisor and earlier.last >= later.start:
                 found.append(
-                    f"item {item}: {earlier.supervisor} (pid {earlier.pid}) still exporting "
+                    f"{work}: {earlier.supervisor} (pid {earlier.pid}) still running "
                     f"{earlier.last - later.start:.2f}s after {later.supervisor} (pid {later.pid}) "
                     f"started it (last {earlier.end})"
                 )
@@ -78,7 +79,10 @@ def overlaps(journal: Path) -> list[str]:
 
 def settings() -> dict:
     return {
-        "subtypes": {"journal": {"handler": JOURNAL, "workers": 2, "timeout": 60}},
+        "subtypes": {
+            "journal": {"handler": JOURNAL, "workers": 2, "timeout": 60},
+            "multijournal": {"handler": MULTI_JOURNAL, "workers": 1, "timeout": 60},
+        },
         "supervisor": {"stop_timeout": 2, "kill_grace": 0.5, "min_uptime": 0.5, "max_backoff": 2},
         "scheduler": {"poll_interval": 0.1, "lease": LEASE},
     }
@@ -101,10 +105,11 @@ def world(tmp_path):
         assert not leaked, f"processes left behind after stop: {leaked}"
 
 
-def submit(env, journal: Path, **data) -> int:
+def submit(env, journal: Path, subtype: str = "journal", **data) -> int:
+    """The new item's id (the task's, for a multi-item subtype)."""
     with Client(env.settings) as client:
-        task_id = client.submit("journal", 7, {"journal": str(journal), **data})
-    return env.db.items_of(task_id)[0]["id"]
+        task_id = client.submit(subtype, 7, {"journal": str(journal), **data})
+    return env.db.items_of(task_id)[0]["id"] if subtype == "journal" else task_id
 
 
 def test_a_partitioned_supervisor_stops_its_exports_before_another_takes_them_over(world, tmp_path):
@@ -117,13 +122,15 @@ def test_a_partitioned_supervisor_stops_its_exports_before_another_takes_them_ov
     a.start()
     a.wait_child("journal#2", state="idle")
     # Long first runs (A's, which must be stopped), short second runs (B's).
-    taken = [submit(env, journal, seconds=20, again=4, every=0.1) for _ in range(2)]
+    taken = [submit(env, journal, seconds=20, again=4) for _ in range(2)]
+    split = submit(env, journal, "multijournal", split_seconds=20, split_again=1)
+    works = [f"item-{i}" for i in taken] + [f"split-{split}"]
 
-    def started_on(supervisor: str, items: list[int]) -> bool:
+    def started_on(supervisor: str, works: list[str]) -> bool:
         seen = runs(journal)
-        return all(any(r.supervisor == supervisor for r in seen.get(i, [])) for i in items)
+        return all(any(r.supervisor == supervisor for r in seen.get(w, [])) for w in works)
 
-    wait_until(lambda: started_on("a", taken), what="A exporting both items", context=a.context)
+    wait_until(lambda: started_on("a", works), what="A running both items and the split", context=a.context)
     b.start()
     b.wait_child("journal#2", state="idle")
     master_a = a.proc.pid
@@ -131,25 +138,29 @@ def test_a_partitioned_supervisor_stops_its_exports_before_another_takes_them_ov
     cut_at = time.monotonic()
     proxy.blackhole()
     wait_until(
-        lambda: started_on("b", taken),
+        lambda: started_on("b", works),
         timeout=LEASE + 15,
-        what="B taking both items over after the lease",
+        what="B taking the items and the split over after the lease",
         context=lambda: f"{b.context()}\n--- journal ---\n{journal.read_text()}",
     )
     for item_id in taken:  # B runs them to the end while A is still cut off
         b.wait_item(item_id, status=ItemStatus.DONE, timeout=LEASE + 10)
+    b.wait_task(split, status=TaskStatus.DONE, timeout=LEASE + 10)
     healed_at = time.monotonic()
     proxy.heal()
 
-    # The invariant: the journal shows no item exported by two supervisors at once.
+    # The invariant: the journal shows no item or split run by two supervisors at once.
     assert overlaps(journal) == [], "\n".join(overlaps(journal)) + f"\n--- A ---\n{a.log_tail(60)}"
-    for item_id in taken:
-        first, second = runs(journal)[item_id]
+    for work in works:
+        first, second = runs(journal)[work]
         assert (first.supervisor, second.supervisor) == ("a", "b")
         assert first.end != "END" and second.end == "END", (first, second)
-        assert first.last - cut_at <= LEASE / 2 + 1.0, f"A stopped item {item_id} late: {first}"
+        assert first.last - cut_at <= LEASE / 2 + 1.0, f"A stopped {work} late: {first}"
+    for item_id in taken:
         row = env.db.item(item_id)
         assert row["file_name"] == f"item-{item_id}-b.csv" and row["remark"] is None, row
+    (split_item,) = env.db.items_of(split)  # B's split alone was committed
+    assert split_item["status"] == ItemStatus.DONE, split_item
 
     # A said why it stopped them, and that the database came back.
     log_a = a.log_tail(100_000)
