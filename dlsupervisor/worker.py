@@ -149,11 +149,15 @@ class Worker:
         """
         self.stop.busy = True  # from here a stop request lets the claim and the export finish
         try:
+            asked = time.monotonic()
             claim = self._with_store(lambda: self.store.claim(item_id, self.owner, self.route.sub_type))
             if claim is None:
                 log.debug("worker %s: item %d is not ours to run; skipped", self.label, item_id)
                 return False
             item, token, attempt = claim.item, claim.token, claim.attempt
+            if not self._still_ours(asked, lambda: self._renew_item(item_id, token)):
+                log.warning("item %d: claimed, but answered too late: taken over meanwhile; skipped", item_id)
+                return False
             self.slot.write(SlotState.ITEM, item_id, attempt)
             log.debug(
                 "item %d (task %d): started by %s, attempt %d", item_id, item.task_id, self.label, attempt
@@ -192,7 +196,11 @@ class Worker:
         lease = self.settings.scheduler.lease
         self.stop.busy = True
         try:
+            asked = time.monotonic()
             if not self._with_store(lambda: self.store.claim_split(task_id, token, lease)):
+                return False
+            if not self._still_ours(asked, lambda: self._renew_split(task_id, token)):
+                log.warning("task %d: split claimed, but answered too late: taken over meanwhile", task_id)
                 return False
             self.slot.write(SlotState.SPLIT, task_id)
             log.info("task %d: splitting in %s", task_id, self.label)
@@ -229,6 +237,35 @@ class Worker:
             self.queue.push(self.route.queue_key, messages)
         except UNAVAILABLE as exc:
             self._queue_outage.down(exc)
+
+    # -- claims answered late ----------------------------------------------------------
+
+    def _still_ours(self, asked: float, renew: Callable[[], bool]) -> bool:
+        """Whether a claim asked for at `asked` may be worked on.
+
+        A claim's lease runs from when the database took it.  An answer that came
+        back after half the lease (a partition that held it back) may belong to
+        work another supervisor has taken over since: renew the lease, verifying
+        the claim is still ours, until a renewal is answered in time.
+        """
+        half = self.settings.scheduler.lease / 2
+        while time.monotonic() - asked >= half:
+            asked = time.monotonic()
+            if not renew():
+                return False
+        return True
+
+    def _renew_item(self, item_id: int, token: str) -> bool:
+        """Refresh the item's heartbeat, then read that it is still ours: a takeover
+        replaces the token for good, so ours after the refresh means fresh and ours."""
+        self._with_store(lambda: self.store.heartbeat([item_id], []))
+        states = self._with_store(lambda: self.store.held_states([item_id]))
+        status, remark, _ = states.get(item_id, (None, None, None))
+        return status == ItemStatus.PROCESSING and remark == token
+
+    def _renew_split(self, task_id: int, token: str) -> bool:
+        """Claiming again with our own token refreshes the claim, if it is still ours."""
+        return self._with_store(lambda: self.store.claim_split(task_id, token, self.settings.scheduler.lease))
 
     # -- backends ----------------------------------------------------------------------
 
