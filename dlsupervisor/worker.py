@@ -21,7 +21,7 @@ from dlsupervisor.errors import EX_ORPHANED, EX_RECYCLE, Aborted
 from dlsupervisor.model import DownloadItem, DownloadTaskMain, ItemStatus, TaskStatus
 from dlsupervisor.queue import Queue
 from dlsupervisor.registry import REGISTER_EVERY, Registration, Registry, open_registry
-from dlsupervisor.retry import UNAVAILABLE, Outage, retrying
+from dlsupervisor.retry import UNAVAILABLE, Outage, Refusals, retrying
 from dlsupervisor.slots import NullSlot, Slot, SlotState
 from dlsupervisor.store import Outcome, WorkerStore
 from dlsupervisor.task import DownloadTaskBase
@@ -74,6 +74,7 @@ class Worker:
         self.items_done = 0
         self.label = label or f"{sub.name}#{os.getpid()}"  # SUBTYPE#SLOT under a master
         self._store_outage = Outage(log)
+        self._refusals = Refusals(log, "a worker's call")
         self._queue_outage = Outage(log)
         self._registered_at = -REGISTER_EVERY
         # Beat well within the master's heartbeat_timeout, else as seldom as IDLE_WAIT.
@@ -270,9 +271,12 @@ class Worker:
     # -- backends ----------------------------------------------------------------------
 
     def _with_store(self, call, must_finish: bool = False):
-        """Retry through a database outage; give up on a stop request unless `must_finish`."""
+        """Retry through a database outage, or a call it refuses (issue 11: a refused record
+        is neither lost nor a crash); give up on a stop request unless `must_finish`."""
         give_up = (lambda: False) if must_finish else (lambda: self.stop.requested)
-        return retrying(call, self._store_outage, give_up=give_up, on_wait=self.slot.beat)
+        return retrying(
+            call, self._store_outage, give_up=give_up, on_wait=self.slot.beat, refusals=self._refusals
+        )
 
     def _with_queue(self, call):
         try:

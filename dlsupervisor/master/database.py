@@ -23,7 +23,7 @@ from dlsupervisor.child import Child
 from dlsupervisor.config import DatabaseSettings
 from dlsupervisor.fence import Fence
 from dlsupervisor.model import ItemStatus
-from dlsupervisor.retry import UNAVAILABLE, Outage
+from dlsupervisor.retry import UNAVAILABLE, Outage, error_kind
 from dlsupervisor.slots import SlotState
 from dlsupervisor.store import Outcome, Store, open_store
 
@@ -74,13 +74,6 @@ class Ending:
     @classmethod
     def requeued(cls, reason: str) -> Ending:
         return cls(EndingKind.REQUEUED, reason)
-
-
-def error_kind(exc: BaseException) -> str:
-    """`OperationalError 1290` or `OperationalError SQLITE_READONLY`: the class and its code."""
-    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-    code = code if code is not None else getattr(exc, "sqlite_errorname", None)
-    return type(exc).__name__ + (f" {code}" if code is not None else "")
 
 
 class Refusals:
