@@ -46,6 +46,7 @@ class KillReason(Enum):
     CANCEL = "cancel"  # recorded `cancelled` (or already settled) before the kill
     HUNG = "hung"  # an idle child stopped heartbeating
     STOP = "stop"  # the supervisor is stopping: the work goes back to READY
+    DATABASE_UNREACHABLE = "database unreachable"  # fenced (fence.py): back to READY, like a stop
 
 
 class TransitionError(RuntimeError):

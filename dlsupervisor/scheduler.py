@@ -5,6 +5,10 @@ active rows only (architecture.md, invariant 7), and an idle pass is a single re
 finds no active row and no file due to expire.  Only the elected scheduler works
 (invariant 6); the others keep trying to become it.  Subtypes are learnt from
 the registrations of live workers, so the scheduler never imports user code.
+No database error ends it (issue 11): an outage ends the pass, a refused
+statement backs the passes off; a leader the database stopped answering for half
+the lease lets the leadership go, so another supervisor's scheduler can recover
+its items (architecture.md, invariant 5), and stands again once it answers.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from dataclasses import dataclass, field
 from dlsupervisor import outcomes, queue, remarks
 from dlsupervisor.config import Settings
 from dlsupervisor.election import Election
-from dlsupervisor.errors import EX_ORPHANED, EX_RECYCLE
+from dlsupervisor.errors import EX_ORPHANED, EX_RECYCLE, QueueUnavailable, StoreUnavailable
 from dlsupervisor.model import TaskStatus
 from dlsupervisor.queue import Queue
 from dlsupervisor.registry import REGISTRATION_MAX_AGE, Registration, Registry, open_registry
-from dlsupervisor.retry import UNAVAILABLE, Outage
+from dlsupervisor.retry import Outage, Refusals, error_kind
 from dlsupervisor.store import ItemRef, SchedulerStore
 
 log = logging.getLogger("dlsupervisor.scheduler")
@@ -51,6 +55,7 @@ class Scheduler:
         election: Election,
         *,
         registry: Registry | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`registry` defaults to the one beside the queue (open_store's stores can hold it)."""
         self.settings = settings
@@ -62,6 +67,11 @@ class Scheduler:
         self.leading = False
         self._warned_unserved: set[int] = set()
         self._outage = Outage(log)
+        self.clock = clock
+        self._refusals = Refusals(log, "the scheduler's pass", clock)
+        self._retry_at = 0.0  # a refused pass: the next one waits until then
+        self._answered_at = clock()  # when the database last answered this leader
+        self._stood_down = False  # it let the leadership go: the database stopped answering
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -76,19 +86,69 @@ class Scheduler:
                 self.safe_tick()
                 time.sleep(max(0.0, started + self.conf.poll_interval - time.monotonic()))
         finally:
-            if self.leading:
-                self.election.release()
+            self.resign()
         return EX_RECYCLE
 
+    def resign(self) -> None:
+        """Let the leadership go, if held.  A connection a stop signal broke mid-call cannot
+        release it: then it goes with the connection (or the key's TTL), and the stop goes on."""
+        if not self.leading:
+            return
+        self.leading = False
+        try:
+            self.election.release()
+        except Exception as exc:  # never turns a stop into a crash
+            log.info("scheduler: leadership left to lapse (%s)", error_kind(exc))
+
     def safe_tick(self) -> PassReport | None:
-        """One pass; an outage ends the pass (logged once), the next pass tries again."""
+        """One pass; an outage ends it, a refused statement backs the passes off (each logged
+        once per kind); a later pass tries again."""
+        started = self.clock()
+        if started < self._retry_at or (self._stood_down and not self._database_answers()):
+            return None
         try:
             report = self.tick()
-        except UNAVAILABLE as exc:
+        except StoreUnavailable as exc:
+            self._outage.down(exc)
+            self._database_failed()
+            return None
+        except QueueUnavailable as exc:
             self._outage.down(exc)
             return None
+        except Exception as exc:  # the pass's boundary: a refused statement never ends the process
+            self._retry_at = self.clock() + self._refusals.failed(exc)
+            self._answered_at = started  # refused is an answer: the database is there
+            return None
         self._outage.up()
+        self._refusals.succeeded()
+        if self.leading:
+            self._answered_at = started
         return report
+
+    def _database_failed(self) -> None:
+        """A leader the database has not answered for half the lease stands down: past the
+        lease another supervisor's scheduler must be able to recover this one's items."""
+        silent = self.clock() - self._answered_at
+        if self.leading and silent >= self.conf.lease / 2:
+            log.warning(
+                "scheduler: no database answer for %.1fs (the lease is %gs); "
+                "leadership released until it answers",
+                silent,
+                self.conf.lease,
+            )
+            self.resign()
+            self._stood_down = True
+
+    def _database_answers(self) -> bool:
+        """Stood down: stand for election again once the database answers."""
+        try:
+            self.store.ping()
+        except Exception as exc:  # an outage, mostly; either way not yet
+            self._outage.down(exc)
+            return False
+        self._stood_down = False
+        log.info("scheduler: the database answers again; standing for election")
+        return True
 
     def tick(self) -> PassReport | None:
         if not self._lead():
@@ -114,6 +174,7 @@ class Scheduler:
                 "scheduler: %s", "elected; now scheduling" if holding else "lost the election; standing by"
             )
             self.leading = holding
+            self._answered_at = self.clock()  # a new leader's silence counts from here
         return holding
 
     # -- steps -------------------------------------------------------------------------

@@ -5,8 +5,9 @@ step is due (a timeout's deadline, a kill, a restart, a check of held items;
 at most IDLE_TICK), then runs a fixed sequence of level-triggered steps, each
 comparing what is with what should be: handle signals, reap exits, read the
 children's slots, enforce deadlines (timeouts, cancels, kills), sync with the
-database (outcomes, heartbeats), reconcile the children with the
-configuration, write the status file.  A child's exit wakes it at once
+database (outcomes, heartbeats), fence the exports when the database stopped
+answering (fence.py), reconcile the children with the configuration, write the
+status file.  A child's exit wakes it at once
 (SIGCHLD).  Nothing in it blocks for long, and it never imports or runs user
 code (architecture.md, invariant 3) -- except in standalone mode (standalone.py), where
 the calling process is a user's script that already built its handler and
@@ -30,10 +31,11 @@ from typing import TYPE_CHECKING
 
 import setproctitle
 
-from dlsupervisor import config, logsetup, remarks, spawn, statusfile, systemd
+from dlsupervisor import config, fence, logsetup, remarks, spawn, statusfile, systemd
 from dlsupervisor.child import Child, ChildState, KillReason, describe_exit
 from dlsupervisor.config import Settings
 from dlsupervisor.errors import EX_FAILURE, EX_OK, ConfigError
+from dlsupervisor.fence import FENCED
 from dlsupervisor.master import deadlines, pool, reload, status
 from dlsupervisor.master.database import Ending, EndingKind, MasterDatabase, Work
 from dlsupervisor.master.ops import ProcessOps, preflight
@@ -86,7 +88,7 @@ class Master:
         self.lifeline = spawn.Lifeline()
         self.ops = ops or ProcessOps(self.inbox, self.lifeline)
         self.pool = pool.Pool()
-        self.db = MasterDatabase(settings.database, clock)
+        self.db = MasterDatabase(settings.database, clock, settings.scheduler.lease)
         self.phase = Phase.RUNNING
         self.scale_delta = 0
         self.host = socket.gethostname()
@@ -154,8 +156,11 @@ class Master:
             at = deadlines.next_due(self.settings, child, now)
             if at is not None:
                 due.append(at)
-        if any(c.busy and c.state in (ChildState.RUNNING, ChildState.STOPPING) for c in self.pool):
+        held = [c for c in self.pool if c.busy and c.state in (ChildState.RUNNING, ChildState.STOPPING)]
+        if held:
             due += [self.next_held_check, self.next_heartbeat]
+        lease = self.settings.scheduler.lease
+        due += [self.db.fence.deadline(c.view.started, lease) for c in held]
         return max(0.0, min(due) - now)
 
     @property
@@ -175,6 +180,7 @@ class Master:
         self.read_slots()
         self.enforce_deadlines(now)
         self.sync_database(now)
+        self.enforce_fence(self.clock())  # a database call may have taken a while
         self.reconcile(now)
         self.write_status(now)
         self.advance_phase(now)
@@ -242,6 +248,7 @@ class Master:
     def apply_reload(self, new: Settings) -> None:
         leaving = reload.retirements(self.pool, new)
         self.settings = new
+        self.db.lease = new.scheduler.lease
         self.scale_delta = 0
         logsetup.configure(new.supervisor.log_level, new.supervisor.log_file, "master")
         for child, why in leaving:
@@ -298,6 +305,8 @@ class Master:
             return None
         if reason is KillReason.STOP:
             return Ending.requeued("supervisor stopped")
+        if reason is KillReason.DATABASE_UNREACHABLE:
+            return Ending.requeued(FENCED)  # conditional on the token: nothing if taken over
         return Ending.failed(f"{remarks.WORKER_DIED} {describe_exit(code)}")
 
     # -- deadlines ---------------------------------------------------------------------
@@ -328,10 +337,12 @@ class Master:
         self.db.settle(Work.held_by(child, self.host), Ending.failed(remark))
         self.kill(child, KillReason.TIMEOUT, now)
 
-    def kill(self, child: Child, reason: KillReason, now: float) -> None:
-        """Abort the child's work and stop its tree: SIGTERM now, SIGKILL after kill_grace."""
-        grace = 0.0 if self.phase is Phase.STOPPING else self.settings.supervisor.kill_grace
-        child.kill(self.ops, reason, now, grace)
+    def kill(self, child: Child, reason: KillReason, now: float, grace: float | None = None) -> None:
+        """Abort the child's work and stop its tree: SIGTERM now, SIGKILL after `grace`
+        (kill_grace unless given; none when stopping fast)."""
+        if grace is None:
+            grace = self.settings.supervisor.kill_grace
+        child.kill(self.ops, reason, now, 0.0 if self.phase is Phase.STOPPING else grace)
 
     # -- the database ------------------------------------------------------------------
 
@@ -345,7 +356,8 @@ class Master:
             self.next_heartbeat = now + self.heartbeat_every
             items = [c.view.work_id for c in busy if c.view.state == SlotState.ITEM]
             tasks = [c.view.work_id for c in busy if c.view.state == SlotState.SPLIT]
-            self.db.heartbeat(items, tasks)
+            if not self.db.heartbeat(items, tasks):
+                self.next_heartbeat = max(self.db.retry_at, now + TICK)  # retry before the fence
 
     def check_held(self, busy: list[Child], now: float) -> None:
         """Kill exports whose item was cancelled, or taken from us, within HELD_CHECK_EVERY."""
@@ -364,6 +376,33 @@ class Master:
             elif item_status not in (ItemStatus.READY, ItemStatus.CANCELLED, ItemStatus.PROCESSING):
                 continue  # the worker recorded its outcome; its slot will say so next tick
             self.kill(child, KillReason.CANCEL, now)
+
+    def enforce_fence(self, now: float) -> None:
+        """Stop every export whose lease the database has not renewed for half of it: past
+        the other half another supervisor may take it over (architecture.md, invariant 5)."""
+        lease = self.settings.scheduler.lease
+        due = [
+            c
+            for c in self.pool
+            if c.live
+            and c.busy
+            and c.state in (ChildState.RUNNING, ChildState.STOPPING)
+            and self.db.fence.due(c.view.started, lease, now)
+        ]
+        if not due:
+            return
+        log.error(
+            "fence: database unreachable: no heartbeat answered for %.1fs (the lease is %gs); "
+            "stopping %d exports (%s) before another supervisor may take them over",
+            now - max(self.db.fence.last_ok, min(c.view.started for c in due)),
+            lease,
+            len(due),
+            ", ".join(f"{c.view.state.name.lower()} {c.view.work_id}" for c in due),
+        )
+        self.db.fence.fenced(now)
+        grace = fence.kill_grace(lease, self.settings.supervisor.kill_grace)
+        for child in due:
+            self.kill(child, KillReason.DATABASE_UNREACHABLE, now, grace)
 
     # -- reconcile ---------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from dlsupervisor.errors import EX_ORPHANED, EX_RECYCLE, Aborted
 from dlsupervisor.model import DownloadItem, DownloadTaskMain, ItemStatus, TaskStatus
 from dlsupervisor.queue import Queue
 from dlsupervisor.registry import REGISTER_EVERY, Registration, Registry, open_registry
-from dlsupervisor.retry import UNAVAILABLE, Outage, retrying
+from dlsupervisor.retry import UNAVAILABLE, Outage, Refusals, retrying
 from dlsupervisor.slots import NullSlot, Slot, SlotState
 from dlsupervisor.store import Outcome, WorkerStore
 from dlsupervisor.task import DownloadTaskBase
@@ -74,6 +74,7 @@ class Worker:
         self.items_done = 0
         self.label = label or f"{sub.name}#{os.getpid()}"  # SUBTYPE#SLOT under a master
         self._store_outage = Outage(log)
+        self._refusals = Refusals(log, "a worker's call")
         self._queue_outage = Outage(log)
         self._registered_at = -REGISTER_EVERY
         # Beat well within the master's heartbeat_timeout, else as seldom as IDLE_WAIT.
@@ -149,11 +150,15 @@ class Worker:
         """
         self.stop.busy = True  # from here a stop request lets the claim and the export finish
         try:
+            asked = time.monotonic()
             claim = self._with_store(lambda: self.store.claim(item_id, self.owner, self.route.sub_type))
             if claim is None:
                 log.debug("worker %s: item %d is not ours to run; skipped", self.label, item_id)
                 return False
             item, token, attempt = claim.item, claim.token, claim.attempt
+            if not self._still_ours(asked, lambda: self._renew_item(item_id, token)):
+                log.warning("item %d: claimed, but answered too late: taken over meanwhile; skipped", item_id)
+                return False
             self.slot.write(SlotState.ITEM, item_id, attempt)
             log.debug(
                 "item %d (task %d): started by %s, attempt %d", item_id, item.task_id, self.label, attempt
@@ -192,7 +197,11 @@ class Worker:
         lease = self.settings.scheduler.lease
         self.stop.busy = True
         try:
+            asked = time.monotonic()
             if not self._with_store(lambda: self.store.claim_split(task_id, token, lease)):
+                return False
+            if not self._still_ours(asked, lambda: self._renew_split(task_id, token)):
+                log.warning("task %d: split claimed, but answered too late: taken over meanwhile", task_id)
                 return False
             self.slot.write(SlotState.SPLIT, task_id)
             log.info("task %d: splitting in %s", task_id, self.label)
@@ -230,12 +239,44 @@ class Worker:
         except UNAVAILABLE as exc:
             self._queue_outage.down(exc)
 
+    # -- claims answered late ----------------------------------------------------------
+
+    def _still_ours(self, asked: float, renew: Callable[[], bool]) -> bool:
+        """Whether a claim asked for at `asked` may be worked on.
+
+        A claim's lease runs from when the database took it.  An answer that came
+        back after half the lease (a partition that held it back) may belong to
+        work another supervisor has taken over since: renew the lease, verifying
+        the claim is still ours, until a renewal is answered in time.
+        """
+        half = self.settings.scheduler.lease / 2
+        while time.monotonic() - asked >= half:
+            asked = time.monotonic()
+            if not renew():
+                return False
+        return True
+
+    def _renew_item(self, item_id: int, token: str) -> bool:
+        """Refresh the item's heartbeat, then read that it is still ours: a takeover
+        replaces the token for good, so ours after the refresh means fresh and ours."""
+        self._with_store(lambda: self.store.heartbeat([item_id], []))
+        states = self._with_store(lambda: self.store.held_states([item_id]))
+        status, remark, _ = states.get(item_id, (None, None, None))
+        return status == ItemStatus.PROCESSING and remark == token
+
+    def _renew_split(self, task_id: int, token: str) -> bool:
+        """Claiming again with our own token refreshes the claim, if it is still ours."""
+        return self._with_store(lambda: self.store.claim_split(task_id, token, self.settings.scheduler.lease))
+
     # -- backends ----------------------------------------------------------------------
 
     def _with_store(self, call, must_finish: bool = False):
-        """Retry through a database outage; give up on a stop request unless `must_finish`."""
+        """Retry through a database outage, or a call it refuses (issue 11: a refused record
+        is neither lost nor a crash); give up on a stop request unless `must_finish`."""
         give_up = (lambda: False) if must_finish else (lambda: self.stop.requested)
-        return retrying(call, self._store_outage, give_up=give_up, on_wait=self.slot.beat)
+        return retrying(
+            call, self._store_outage, give_up=give_up, on_wait=self.slot.beat, refusals=self._refusals
+        )
 
     def _with_queue(self, call):
         try:

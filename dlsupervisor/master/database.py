@@ -4,7 +4,9 @@ None of them may stall the loop, nor end it: a call that finds the database
 unavailable, or that the database refuses (read-only, denied), is kept and
 retried on a later tick (write-behind) while the connection backs off.
 Recording what a child held when it died or was killed is `settle`, the one
-place that turns a child's work and its ending into a store call.
+place that turns a child's work and its ending into a store call.  What the
+database answered feeds the fence (fence.py): a master cut off from it stops
+its own exports before another supervisor may take them over.
 """
 
 from __future__ import annotations
@@ -16,18 +18,19 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from dlsupervisor import remarks
+from dlsupervisor import fence, remarks
 from dlsupervisor.child import Child
 from dlsupervisor.config import DatabaseSettings
+from dlsupervisor.fence import Fence
 from dlsupervisor.model import ItemStatus
-from dlsupervisor.retry import UNAVAILABLE, Outage
+from dlsupervisor.retry import UNAVAILABLE, Outage, error_kind
 from dlsupervisor.slots import SlotState
 from dlsupervisor.store import Outcome, Store, open_store
 
 log = logging.getLogger("dlsupervisor.master")
 
-DB_TIMEOUT = 2.0  # the master's database calls must not stall its loop for long
-RETRY_AFTER = 1.0  # seconds the master leaves the database alone after it was unavailable
+DB_TIMEOUT = 2.0  # the master's database calls must not stall its loop for long (lease/8 if less)
+RETRY_AFTER = 1.0  # seconds the master leaves the database alone after it was unavailable (ditto)
 MAX_ERROR_BACKOFF = 5.0  # the longest wait between calls the database refuses (a heartbeat period)
 CANCELLED = Outcome(int(ItemStatus.CANCELLED), remarks.CANCELLED)
 
@@ -73,13 +76,6 @@ class Ending:
         return cls(EndingKind.REQUEUED, reason)
 
 
-def error_kind(exc: BaseException) -> str:
-    """`OperationalError 1290` or `OperationalError SQLITE_READONLY`: the class and its code."""
-    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-    code = code if code is not None else getattr(exc, "sqlite_errorname", None)
-    return type(exc).__name__ + (f" {code}" if code is not None else "")
-
-
 class Refusals:
     """Errors that are not outages (read-only, denied, ...), per kind of call: each error
     kind logged once, the refused call retried with a doubling backoff (the others go on)."""
@@ -117,9 +113,15 @@ class Refusals:
 class MasterDatabase:
     """The master's one connection, its outage state and its unwritten outcomes."""
 
-    def __init__(self, settings: DatabaseSettings, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, settings: DatabaseSettings, clock: Callable[[], float] = time.monotonic, lease: float = 30.0
+    ) -> None:
+        """`lease` (the scheduler's; the master updates it on reload) bounds every call's
+        timeout and retry, so a blackholed database cannot stall the loop past the fence."""
         self.settings = settings
         self.clock = clock
+        self.lease = lease
+        self.fence = Fence()
         self.store: Store | None = None
         self.outage = Outage(log, clock)
         self.refusals = Refusals(clock)
@@ -128,7 +130,7 @@ class MasterDatabase:
 
     def open(self) -> None:
         """Import the backend now (so children inherit it); it connects on first use."""
-        self.store = open_store(self.settings, timeout=DB_TIMEOUT)
+        self.store = open_store(self.settings, timeout=fence.db_timeout(self.lease, DB_TIMEOUT))
 
     def close(self) -> None:
         if self.store is not None:
@@ -145,14 +147,21 @@ class MasterDatabase:
             result = call(self.store)
         except UNAVAILABLE as exc:
             self.outage.down(exc)
-            self.retry_at = self.clock() + RETRY_AFTER
+            self.retry_at = self.clock() + fence.db_timeout(self.lease, RETRY_AFTER)
             return False, None
         except Exception as exc:  # a store call's boundary: never the master's end, nor an export's
             self.refusals.failed(op, exc)
             return False, None
         self.outage.up()
         self.refusals.succeeded(op)
+        if op in ("heartbeat", "write"):  # what renews or settles held work: the fence may lift
+            self.lifted()
         return True, result
+
+    def lifted(self) -> None:
+        since = self.fence.lift(self.clock())
+        if since is not None:
+            log.warning("fence: lifted; the database answers again (%.1fs after fencing)", since)
 
     def write(self, what: str, call: Callable[[Store], Any]) -> None:
         """An outcome the master records: now if it can, else on a later tick."""
@@ -189,9 +198,16 @@ class MasterDatabase:
             outcome = Outcome(int(ItemStatus.FAILED), ending.remark)
             self.write(f"item {wid}: failed: {ending.remark}", lambda s: s.record(wid, token, outcome, 0))
 
-    def heartbeat(self, items: Sequence[int], tasks: Sequence[int]) -> None:
-        if items or tasks:
-            self.call(lambda s: s.heartbeat(items, tasks), "heartbeat")
+    def heartbeat(self, items: Sequence[int], tasks: Sequence[int]) -> bool:
+        """Renew the held work's leases; False if the database did not take it.  An answered
+        heartbeat moves the fence: every lease it renewed runs from when it was sent."""
+        if not (items or tasks):
+            return True
+        sent = self.clock()
+        done, _ = self.call(lambda s: s.heartbeat(items, tasks), "heartbeat")
+        if done:
+            self.fence.answered(sent)
+        return done
 
     def held_states(self, items: Sequence[int]) -> dict[int, tuple[int, str | None, int | None]] | None:
         """Each held item's (status, remark, task status); None while unavailable."""

@@ -28,8 +28,10 @@ REPO = Path(__file__).resolve().parents[2]
 class Daemon:
     """One supervisor; `name` gives it its own config file and run_dir beside the env's."""
 
-    def __init__(self, env, name: str | None = None, **config: Any) -> None:
+    def __init__(self, env, name: str | None = None, *, db_url: str | None = None, **config: Any) -> None:
+        """`db_url` reaches the env's database some other way (through a proxy, say)."""
         self.env = env
+        self.db_url = db_url or env.db_url
         self.config = config
         self.config_path = env.config_path if name is None else env.tmp / f"{name}.ini"
         self.run_dir = env.run_dir if name is None else env.tmp / f"run-{name}"
@@ -47,7 +49,7 @@ class Daemon:
     def rewrite(self, **config: Any) -> None:
         """Replace this daemon's configuration file (for reloads)."""
         self.config = config
-        text = config_text(self.env.db_url, self.env.redis_url, self.env.prefix, self.run_dir, **config)
+        text = config_text(self.db_url, self.env.redis_url, self.env.prefix, self.run_dir, **config)
         self.config_path.write_text(text)
 
     def start(self, *, wait_ready: bool = True, extra_args: tuple[str, ...] = ()) -> Daemon:

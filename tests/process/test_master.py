@@ -219,7 +219,7 @@ def restricted_user(db_url: str) -> Iterator[tuple[str, Callable[[str], None]]]:
 def test_a_statement_the_database_refuses_is_retried_and_never_kills_an_export(mysql_env):
     """UPDATE denied (1142) on the table the master heartbeats: logged once, retried with
     backoff; the master stays up and the export finishes once the privilege is back (within
-    the lease, or the scheduler would rightly take the item back)."""
+    half the lease: past it the master's fence rightly stops an export it cannot renew)."""
     env = mysql_env
     with restricted_user(env.db_url) as (url, run):
         d = Daemon(
@@ -227,7 +227,9 @@ def test_a_statement_the_database_refuses_is_retried_and_never_kills_an_export(m
             "restricted",
             subtypes={"behaviour": {"handler": BEHAVIOUR, "workers": 1, "timeout": 0}},
             supervisor=FAST,
-            scheduler={"poll_interval": 0.05, "lease": 12},  # the master heartbeats every 3 s
+            # The master heartbeats every 5 s; refused, it retries after 1 s and 2 s: renewed
+            # again well within the fence's 10 s even if the revoke just missed a heartbeat.
+            scheduler={"poll_interval": 0.05, "lease": 20},
         )
         try:
             d.start()
@@ -249,6 +251,43 @@ def test_a_statement_the_database_refuses_is_retried_and_never_kills_an_export(m
             assert "master crashed" not in log and "recovered: database calls succeed again" in log
             after = d.child("behaviour#1")
             assert (after["pid"], after["restarts"]) == (worker["pid"], 0), "the export's worker was killed"
+        finally:
+            assert d.close() == []
+
+
+def test_a_statement_refused_to_the_scheduler_and_worker_never_takes_either_down(mysql_env):
+    """UPDATE denied (1142) on download_item, which the scheduler's passes and the worker's
+    claim write: each logs it once per kind and retries with backoff, neither process is
+    restarted, and the work goes on once the privilege is back (issue 11)."""
+    env = mysql_env
+    with restricted_user(env.db_url) as (url, run):
+        d = Daemon(
+            AsUser(env, url),
+            "restricted",
+            subtypes={"behaviour": {"handler": BEHAVIOUR, "workers": 1, "timeout": 0}},
+            supervisor=FAST,
+            scheduler={"poll_interval": 0.05, "lease": 12},
+        )
+        try:
+            d.start()
+            scheduler, worker = d.child("scheduler"), d.child("behaviour#1")
+            run("REVOKE UPDATE ON `{db}`.`download_item` FROM {user}")
+            _, [item_id] = env.new_task({"do": "ok"})
+            refused = "database refused the scheduler's pass (OperationalError 1142)"
+            wait_until(
+                lambda: refused in d.log_tail(), timeout=10, what="the refusal logged", context=d.context
+            )
+            again = "database refused the scheduler's pass again (OperationalError 1142)"
+            wait_until(lambda: again in d.log_tail(10_000), timeout=10, what="retries", context=d.context)
+            run("GRANT UPDATE ON `{db}`.`download_item` TO {user}")
+            d.wait_item(item_id, timeout=20, status=ItemStatus.DONE)
+            recovered = "recovered: the scheduler's pass succeeds again"
+            wait_until(lambda: recovered in d.log_tail(10_000), timeout=10, what=recovered, context=d.context)
+            log = d.log_tail(10_000)
+            assert log.count(refused) == 1 and "crashed" not in log, log
+            for name, before in (("scheduler", scheduler), ("behaviour#1", worker)):
+                after = d.child(name)
+                assert (after["pid"], after["restarts"]) == (before["pid"], 0), f"{name} restarted"
         finally:
             assert d.close() == []
 

@@ -13,6 +13,7 @@ import pytest
 
 from dlsupervisor import logsetup, remarks, statusfile
 from dlsupervisor.child import Child, ChildState, KillReason
+from dlsupervisor.errors import StoreUnavailable
 from dlsupervisor.master.database import error_kind
 from dlsupervisor.master.ops import CheckResult
 from dlsupervisor.model import ItemStatus
@@ -25,12 +26,12 @@ FAST = {"min_uptime": 1, "max_backoff": 2, "kill_grace": 1, "stop_timeout": 3, "
 
 
 class Harness:
-    def __init__(self, env, subtypes=None, **supervisor) -> None:
+    def __init__(self, env, subtypes=None, scheduler=None, **supervisor) -> None:
         self.env = env
         self.subtypes = subtypes or {
             "behaviour": {"handler": "tests.hooks.behaviours:Behaviour", "workers": 1}
         }
-        env.write_config(supervisor={**FAST, **supervisor}, subtypes=self.subtypes)
+        env.write_config(supervisor={**FAST, **supervisor}, subtypes=self.subtypes, scheduler=scheduler or {})
         self.clock = FakeClock()
         self.ops = FakeOps()
         self.master = Master(env.settings, clock=self.clock, ops=self.ops, scheduler=False)
@@ -306,6 +307,51 @@ def test_heartbeats_follow_a_reloaded_lease(harness):
     assert h.master.settings.scheduler.lease == 2
     assert h.master.next_heartbeat == h.clock.now + 0.5
     assert h.item(item_id)["status"] == ItemStatus.PROCESSING
+
+
+class Blackholed:
+    """A store whose every call finds the database unreachable."""
+
+    def __getattr__(self, name: str):
+        def unreachable(*args, **kwargs):
+            raise StoreUnavailable(f"{name}: timed out")
+
+        return unreachable
+
+
+def test_an_export_the_database_stopped_renewing_is_fenced_at_half_the_lease(harness, caplog):
+    h = harness(scheduler={"lease": 4})  # a heartbeat a second; fenced 2s after the last answered
+    h.boot()
+    child = h.child("behaviour#1")
+    pid = child.pid
+    item_id = h.start_item(child)  # its first heartbeat is answered now
+    answered = h.clock.now
+    store, h.master.db.store = h.master.db.store, Blackholed()
+    caplog.set_level(logging.INFO, "dlsupervisor.master")
+    while h.clock.now < answered + 1.9:
+        assert h.master.next_wait(h.clock.now) <= answered + 2.0 - h.clock.now + 1e-9
+        h.tick(0.1)
+        assert child.state is ChildState.RUNNING and h.ops.signals_to(pid) == []
+    h.tick(0.1)
+    assert (child.state, child.kill_reason) == (ChildState.KILLING, KillReason.DATABASE_UNREACHABLE)
+    assert h.ops.signals_to(pid) == [("tree", signal.SIGTERM)]
+    fenced = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fence:")]
+    assert len(fenced) == 1 and f"item {item_id}" in fenced[0], fenced
+    h.tick(1.0)  # the shortened grace: min(kill_grace, lease/4)
+    assert h.ops.signals_to(pid)[-1] == ("tree", signal.SIGKILL)
+    h.ops.exit(pid, -signal.SIGKILL)
+    h.tick(0.1)
+    assert h.item(item_id)["status"] == ItemStatus.PROCESSING  # its requeue waits for the database
+    assert len(h.master.db.pending) == 1
+    h.master.db.store = store  # the database answers again
+    h.tick(1.0)
+    row = h.item(item_id)
+    assert row["status"] == ItemStatus.READY, row
+    assert row["remark"].startswith(f"{remarks.REQUEUED} database unreachable"), row
+    assert not h.master.db.pending and h.master.db.fence.fenced_at is None
+    lifted = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fence: lifted")]
+    assert len(lifted) == 1, lifted
+    assert h.child("behaviour#1").pid not in (None, pid)  # restarted: the master works on
 
 
 def test_a_refused_call_is_named_by_its_error_class_and_code(tmp_path):
