@@ -121,7 +121,7 @@ def test_check_with_a_wrong_password_does_not_echo_it(tmp_path, where):
     if where == "redis":
         assert cli(path, "initdb").returncode == 0  # check reaches Redis only past the database
     result = cli(path, "check")
-    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert result.returncode == 2, (result.stdout, result.stderr)  # a wrong password is configuration
     refused = "Access denied" if where == "database" else "invalid username-password pair"
     assert refused in result.stderr, result.stderr
     assert core not in result.stdout + result.stderr
