@@ -362,3 +362,28 @@ def test_a_submit_that_fails_leaves_nothing_and_the_store_usable(env):
     task_id, item_id = env.store.submit(task('{"ok": 1}'), DownloadItem(org_id=1, type=15, data='{"ok": 1}'))
     assert env.db.item(item_id)["task_id"] == task_id
     assert env.db.execute("SELECT COUNT(*) AS n FROM download_task_main")[0]["n"] == 1
+
+
+def test_the_mysql_connection_refuses_stacked_statements_before_and_after_claim_and_submit(mysql_env):
+    import pymysql
+
+    from dlsupervisor.model import DownloadTaskMain
+
+    def refused() -> None:
+        with pytest.raises(pymysql.err.ProgrammingError) as raised:
+            mysql_env.store._query("SELECT 1 AS a; SELECT 2 AS b")
+        assert raised.value.args[0] == 1064, raised.value.args
+
+    refused()
+    item_id = one_item(mysql_env)
+    assert mysql_env.store.claim(item_id, A, ROUTE).token == TOKEN
+    refused()
+    task = DownloadTaskMain(org_id=1, task_name="t", platform=0, type=10, sub_type=15, status=1, data="{}")
+    task_id, new_item = mysql_env.store.submit(task, DownloadItem(org_id=1, type=15, data="{}"))
+    assert mysql_env.db.item(new_item)["task_id"] == task_id
+    refused()
+    with pytest.raises(pymysql.err.OperationalError):  # 1364: the item's org_id is NOT NULL
+        mysql_env.store.submit(task, DownloadItem(type=15, data="{}"))
+    refused()
+    assert mysql_env.db.execute("SELECT COUNT(*) AS n FROM download_task_main")[0]["n"] == 2
+    assert mysql_env.store._query("SELECT 3 AS c") == [{"c": 3}]
