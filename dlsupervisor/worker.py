@@ -201,10 +201,16 @@ class Worker:
                 self._with_store(lambda: self.store.fail_task(task_id, problem, token), True)
                 log.warning("task %d: %s", task_id, problem)
                 return False
-            ids = self._with_store(lambda: self.store.commit_split(task_id, token, items), True)
-            if ids is None:
+            committed = self._with_store(lambda: self.store.commit_split(task_id, token, items), True)
+            if committed is None:
                 log.warning("task %d: split not committed, the task is no longer held", task_id)
                 return False
+            if committed.kept:
+                log.warning(
+                    "task %d: already has %d items; the split's items are not added", task_id, committed.kept
+                )
+                return True
+            ids = committed.ids
             log.info("task %d: split into %d items (%s)", task_id, len(ids), _id_range(ids))
             own = [i for i, item in zip(ids, items, strict=True) if item.type == self.route.sub_type]
             self._push_items(own)

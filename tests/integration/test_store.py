@@ -169,13 +169,27 @@ def test_commit_split_inserts_every_item_and_moves_the_task_once(env):
     assert env.store.commit_split(task_id, OTHER, split_items(task_id, 3)) is None
     assert env.db.items_of(task_id) == []
 
-    ids = env.store.commit_split(task_id, token, split_items(task_id, 3))
-    assert ids == [row["id"] for row in env.db.items_of(task_id)] and len(ids) == 3
+    items = split_items(task_id, 3)
+    committed = env.store.commit_split(task_id, token, items)
+    assert committed.kept == 0 and len(committed.ids) == 3
+    assert committed.ids == [row["id"] for row in env.db.items_of(task_id)]
+    assert [env.db.item(i)["data"] for i in committed.ids] == [item.data for item in items]
     task = env.db.task(task_id)
     assert (task["status"], task["remark"]) == (TaskStatus.PROCESSING, None)
 
     assert env.store.commit_split(task_id, token, split_items(task_id, 3)) is None
     assert len(env.db.items_of(task_id)) == 3, "a repeated commit inserted items"
+
+
+def test_commit_split_of_a_task_with_items_keeps_them_inserts_none_and_moves_the_task(env):
+    task_id, existing = env.new_task({"parts": 3}, sub_type=16, items=2)
+    token = remarks.split_token("host-a", 101)
+    assert env.store.claim_split(task_id, token, lease=60) is True
+    committed = env.store.commit_split(task_id, token, split_items(task_id, 3))
+    assert (committed.ids, committed.kept) == ([], 2)
+    assert [row["id"] for row in env.db.items_of(task_id)] == existing
+    task = env.db.task(task_id)
+    assert (task["status"], task["remark"]) == (TaskStatus.PROCESSING, None)
 
 
 def test_commit_split_that_fails_midway_leaves_no_item_and_the_task_held(env):
