@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from dlsupervisor import outcomes, queue, remarks
+from dlsupervisor import logsetup, outcomes, queue, remarks
 from dlsupervisor.config import Settings, SubtypeSettings
 from dlsupervisor.errors import EX_ORPHANED, EX_RECYCLE, Aborted
 from dlsupervisor.model import DownloadItem, DownloadTaskMain, ItemStatus, TaskStatus
@@ -39,6 +39,15 @@ class StopState:
     requested: bool = False  # finish the current item, then exit
     busy: bool = False  # between claim attempt and recorded outcome
     aborted: bool = False  # the master's abort was raised; later SIGTERMs change nothing
+    reopen_log: bool = False  # SIGUSR1: reopen the log file at the loop's next step
+
+
+def reopen_log_if_asked(stop: StopState, who: str) -> None:
+    """Reopen the log file if SIGUSR1 asked: here in the loop, as a handler must do no I/O."""
+    if stop.reopen_log:
+        stop.reopen_log = False
+        logsetup.reopen()
+        log.info("%s: log file reopened", who)
 
 
 class Worker:
@@ -88,6 +97,7 @@ class Worker:
             "worker %s: ready (sub_type %d, queue %s)", self.label, self.route.sub_type, self.route.queue_key
         )
         while not self.stop.requested:
+            reopen_log_if_asked(self.stop, f"worker {self.label}")
             if not self.parent_alive():
                 log.warning("worker %s: master is gone; exiting", self.label)
                 return EX_ORPHANED
