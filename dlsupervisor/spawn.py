@@ -136,7 +136,7 @@ def install_stop_handlers(stop: StopState, slot: Slot) -> None:
         if stop.requested:
             return
         stop.requested = True
-        if not stop.busy:
+        if stop.interruptible:
             raise StopNow()
 
     signal.signal(signal.SIGTERM, on_term)
