@@ -226,18 +226,22 @@ class MySQLStore(SqlStore):
     def _multi_statement(self, cursor: Any, sql: str, args: Sequence[Any]) -> list[Any]:
         """Run several statements, one query, on this connection that otherwise refuses them.
 
-        COM_SET_OPTION switches multiple statements on and off again, both sent in the
-        same write as the query: the server answers the three commands in order, so it
-        costs no round trip, and no other query ever runs with the option on.  PyMySQL
-        has no call for this, so the commands go through its packet layer.  Any failure
-        other than a statement refused leaves the option's state unknown: the
-        connection is closed (as an outage would close it anyway).
+        COM_SET_OPTION switches multiple statements on before the query and off after
+        it, the three commands sent back to back before any reply is read: the server
+        answers them in order, so the switching costs no round trip, and no other
+        query ever runs with the option on.  PyMySQL has no call for this, so the
+        commands go through its packet layer.  Any failure other than a statement
+        refused leaves the option's state unknown: the connection is closed (as an
+        outage would close it anyway).
         """
         conn = cursor.connection
         query = cursor.mogrify(_sql(sql), _args(args))
-        for command, payload in ((COMMAND.COM_SET_OPTION, _MULTI_ON), (COMMAND.COM_QUERY, query)):
+        for command, payload in (
+            (COMMAND.COM_SET_OPTION, _MULTI_ON),
+            (COMMAND.COM_QUERY, query),
+            (COMMAND.COM_SET_OPTION, _MULTI_OFF),
+        ):
             conn._execute_command(command, payload)
-        conn._execute_command(COMMAND.COM_SET_OPTION, _MULTI_OFF)
         switched_off = False
         try:
             _command_reply(conn)
