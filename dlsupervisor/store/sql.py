@@ -259,8 +259,10 @@ class SqlStore:
         """All or nothing: the task becomes PROCESSING together with its items.
 
         A task that already has items keeps them and gets none of these: a split
-        is idempotent.  The locking read stops rows of the task from appearing
-        before the commit, so the ids read back are exactly the rows inserted.
+        is idempotent.  The count and the read-back share the transaction's view
+        (MySQL's snapshot, SQLite's write lock), so the ids read back are exactly
+        the rows inserted.  The count takes no row lock: a gap lock there would
+        deadlock two splits committing at once.
         """
         d = self.dialect
         with self._transaction() as session:
@@ -271,11 +273,9 @@ class SqlStore:
             )
             if moved != 1:
                 return None  # nothing written
-            kept = session.query(
-                f"SELECT COUNT(*) AS n FROM download_item WHERE task_id = ?{d.for_update}", (task_id,)
-            )[0]["n"]
-            if kept:
-                return SplitCommit([], int(kept))
+            count = session.query("SELECT COUNT(*) AS n FROM download_item WHERE task_id = ?", (task_id,))
+            if count[0]["n"]:
+                return SplitCommit([], int(count[0]["n"]))
             session.executemany(
                 f"INSERT INTO download_item ({', '.join(ITEM_INSERT_COLUMNS)}) "
                 f"VALUES ({marks(ITEM_INSERT_COLUMNS)})",
