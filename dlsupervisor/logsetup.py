@@ -11,7 +11,8 @@ def configure(level: str, log_file: str, role: str) -> None:
     """(Re)configure the root logger for this process; called after every fork.
 
     A log file is opened with WatchedFileHandler, so after logrotate moves it
-    every process reopens it on its next line; SIGUSR1 reopens it at once.
+    every process reopens it on its next line; SIGUSR1 reopens it (in a child, at its
+    loop's next step: a signal handler does no I/O).
     """
     root = logging.getLogger()
     for handler in list(root.handlers):

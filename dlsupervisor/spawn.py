@@ -39,7 +39,7 @@ from dlsupervisor.signals import SignalInbox, blocked
 from dlsupervisor.slots import Control, Slot, SlotState
 from dlsupervisor.store import open_store
 from dlsupervisor.task import DownloadTaskBase
-from dlsupervisor.worker import StopState, Worker
+from dlsupervisor.worker import StopState, Worker, reopen_log_if_asked
 
 TITLE = "dlsupervisor:"
 PARENT_CHECK_EVERY = 5.0  # seconds between a child's backstop checks that its master is alive
@@ -136,7 +136,7 @@ def install_stop_handlers(stop: StopState, slot: Slot) -> None:
         if stop.requested:
             return
         stop.requested = True
-        if not stop.busy:
+        if stop.interruptible:
             raise StopNow()
 
     signal.signal(signal.SIGTERM, on_term)
@@ -144,7 +144,7 @@ def install_stop_handlers(stop: StopState, slot: Slot) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTTIN, signal.SIG_IGN)
     signal.signal(signal.SIGTTOU, signal.SIG_IGN)
-    signal.signal(signal.SIGUSR1, lambda signum, frame: logsetup.reopen())
+    signal.signal(signal.SIGUSR1, lambda signum, frame: setattr(stop, "reopen_log", True))
 
 
 def watch_parent(master_pid: int, lifeline_fd: int) -> Callable[[], bool]:
@@ -243,6 +243,7 @@ def scheduler_main(settings: Settings, slot: Slot, master_pid: int, lifeline_fd:
 
     def should_stop() -> bool:
         slot.beat()
+        reopen_log_if_asked(stop, "scheduler")
         return stop.requested
 
     return run_guarded(lambda: scheduler.run(should_stop, parent_alive), log)

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import psutil
 
-from dlsupervisor import outcomes, queue, remarks
+from dlsupervisor import logsetup, outcomes, queue, remarks
 from dlsupervisor.config import Settings, SubtypeSettings
 from dlsupervisor.errors import EX_ORPHANED, EX_RECYCLE, Aborted
 from dlsupervisor.model import DownloadItem, DownloadTaskMain, ItemStatus, TaskStatus
-from dlsupervisor.queue import Queue
+from dlsupervisor.queue import Popped, Queue
 from dlsupervisor.registry import REGISTER_EVERY, Registration, Registry, open_registry
 from dlsupervisor.retry import UNAVAILABLE, Outage, Refusals, retrying
 from dlsupervisor.slots import NullSlot, Slot, SlotState
@@ -29,7 +29,8 @@ from dlsupervisor.task import DownloadTaskBase
 log = logging.getLogger("dlsupervisor.worker")
 
 POP_TIMEOUT = 1.0  # seconds one wait for work blocks, for callers driving run_once
-IDLE_WAIT = 5.0  # the longest an idle worker blocks between beats (a stop signal interrupts it)
+IDLE_WAIT = 5.0  # the longest an idle worker waits for work between beats
+STOP_CHECK = 0.5  # the longest one block on the queue lasts: how late a waiting worker sees a stop
 
 
 @dataclass
@@ -38,7 +39,22 @@ class StopState:
 
     requested: bool = False  # finish the current item, then exit
     busy: bool = False  # between claim attempt and recorded outcome
+    holding: bool = False  # waiting for a wake-up, or holding one popped: a stop must not drop it
     aborted: bool = False  # the master's abort was raised; later SIGTERMs change nothing
+    reopen_log: bool = False  # SIGUSR1: reopen the log file at the loop's next step
+
+    @property
+    def interruptible(self) -> bool:
+        """Whether SIGTERM may unwind the process at once (StopNow): nothing in hand to lose."""
+        return not self.busy and not self.holding
+
+
+def reopen_log_if_asked(stop: StopState, who: str) -> None:
+    """Reopen the log file if SIGUSR1 asked: here in the loop, as a handler must do no I/O."""
+    if stop.reopen_log:
+        stop.reopen_log = False
+        logsetup.reopen()
+        log.info("%s: log file reopened", who)
 
 
 class Worker:
@@ -89,6 +105,7 @@ class Worker:
             "worker %s: ready (sub_type %d, queue %s)", self.label, self.route.sub_type, self.route.queue_key
         )
         while not self.stop.requested:
+            reopen_log_if_asked(self.stop, f"worker {self.label}")
             if not self.parent_alive():
                 log.warning("worker %s: master is gone; exiting", self.label)
                 return EX_ORPHANED
@@ -109,19 +126,54 @@ class Worker:
         self.slot.beat(now)
         if now - self._registered_at >= REGISTER_EVERY:
             self.register()
-        message = self._with_queue(lambda: self.queue.pop(self.route, timeout))
-        if message is None:
-            return False
+        self.stop.holding = True
+        try:
+            popped = self._wait(timeout)
+            if popped is None:
+                return False
+            if self.stop.requested:
+                self._give_back(popped)
+            else:
+                self._handle(popped.text)
+            return True
+        finally:
+            self.stop.holding = False
+
+    def _wait(self, timeout: float) -> Popped | None:
+        """Wait up to `timeout` for a wake-up, in blocks of at most STOP_CHECK.
+
+        A signal cannot cut a block short safely: raised after the server popped
+        (its reply on the wire or half read), it would drop the message, and
+        nothing can tell afterwards whether that happened.  So while the worker
+        waits or holds a message (stop.holding) SIGTERM only sets the flag, and
+        short blocks see it within STOP_CHECK: a few more idle round trips a
+        second, for a stop that is prompt and loses nothing.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            block = max(0.01, min(STOP_CHECK, deadline - time.monotonic()))
+            popped = self._with_queue(lambda block=block: self.queue.pop(self.route, block))
+            if popped is not None or self.stop.requested or time.monotonic() >= deadline:
+                return popped
+
+    def _give_back(self, popped: Popped) -> None:
+        """A stop came with a wake-up in hand: queue it again, in its place, for another worker."""
+        try:
+            self.queue.give_back(self.route.queue_key, popped)
+            log.info("worker %s: stopping; %s given back to the queue", self.label, popped.text)
+        except UNAVAILABLE as exc:  # lost: the scheduler re-sends READY work after redispatch_after
+            self._queue_outage.down(exc)
+
+    def _handle(self, message: str) -> None:
         parsed = queue.parse_message(message)
         if parsed is None:
             log.warning("worker %s: ignoring a message that is not ours: %r", self.label, message[:80])
-            return True
+            return
         kind, number = parsed
         if kind == queue.ITEM:
             self.run_item(number)
         else:
             self.run_split(number)
-        return True
 
     def register(self) -> None:
         try:
@@ -210,10 +262,16 @@ class Worker:
                 self._with_store(lambda: self.store.fail_task(task_id, problem, token), True)
                 log.warning("task %d: %s", task_id, problem)
                 return False
-            ids = self._with_store(lambda: self.store.commit_split(task_id, token, items), True)
-            if ids is None:
+            committed = self._with_store(lambda: self.store.commit_split(task_id, token, items), True)
+            if committed is None:
                 log.warning("task %d: split not committed, the task is no longer held", task_id)
                 return False
+            if committed.kept:
+                log.warning(
+                    "task %d: already has %d items; the split's items are not added", task_id, committed.kept
+                )
+                return True
+            ids = committed.ids
             log.info("task %d: split into %d items (%s)", task_id, len(ids), _id_range(ids))
             own = [i for i, item in zip(ids, items, strict=True) if item.type == self.route.sub_type]
             self._push_items(own)

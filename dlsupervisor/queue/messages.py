@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 ITEM = "i"
 SPLIT = "s"
 
@@ -20,3 +22,11 @@ def parse_message(message: str) -> tuple[str, int] | None:
     if kind not in (ITEM, SPLIT) or not number.isdigit():
         return None
     return kind, int(number)
+
+
+@dataclass(frozen=True)
+class Popped:
+    """A message taken from a queue, with what it takes to give it back in its place."""
+
+    text: str
+    score: float | None = None  # its Redis score (push time, ms): its place in the queue

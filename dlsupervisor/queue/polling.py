@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Sequence
 
-from dlsupervisor.queue.messages import item_message, split_message
+from dlsupervisor.queue.messages import Popped, item_message, split_message
 from dlsupervisor.registry import Registration
 from dlsupervisor.store import PollingStore
 
@@ -29,12 +29,12 @@ class PollingQueue:
     def push(self, queue_key: str, messages: Sequence[str]) -> int:
         return 0  # pollers find READY work in the database
 
-    def pop(self, route: Registration, timeout: float) -> str | None:
+    def pop(self, route: Registration, timeout: float) -> Popped | None:
         deadline = time.monotonic() + timeout
         while True:
             work = self._work(route)
             if work:
-                return random.choice(work)
+                return Popped(random.choice(work))
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
@@ -47,6 +47,9 @@ class PollingQueue:
             tasks = self._store.splittable_tasks((route.sub_type,), self._lease, CANDIDATES - len(work))
             work += [split_message(task_id) for task_id, _ in tasks]
         return work
+
+    def give_back(self, queue_key: str, popped: Popped) -> None:
+        pass  # a poll takes nothing away: the work is still READY in the database
 
     def ping(self) -> None:
         self._store.ping()

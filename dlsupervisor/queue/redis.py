@@ -24,6 +24,7 @@ import redis
 
 from dlsupervisor.config import RedisSettings
 from dlsupervisor.errors import QueueUnavailable
+from dlsupervisor.queue.messages import Popped
 from dlsupervisor.registry import Registration
 
 _ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
@@ -57,12 +58,21 @@ class RedisQueue:
         except _ERRORS as exc:
             raise QueueUnavailable(f"redis: {exc}") from exc
 
-    def pop(self, route: Registration, timeout: float) -> str | None:
+    def pop(self, route: Registration, timeout: float) -> Popped | None:
         try:
             popped = self._client.bzpopmin([self.queue_key(route.queue_key)], timeout=timeout)
         except _ERRORS as exc:
             raise QueueUnavailable(f"redis: {exc}") from exc
-        return popped[1] if popped is not None else None
+        return Popped(popped[1], float(popped[2])) if popped is not None else None
+
+    def give_back(self, queue_key: str, popped: Popped) -> None:
+        """Queue a popped message again with its score, so it keeps its place (NX: a copy
+        re-sent meanwhile stays as it is)."""
+        score = popped.score if popped.score is not None else time.time() * 1000
+        try:
+            self._client.zadd(self.queue_key(queue_key), {popped.text: score}, nx=True)
+        except _ERRORS as exc:
+            raise QueueUnavailable(f"redis: {exc}") from exc
 
     def ping(self) -> None:
         try:

@@ -20,7 +20,7 @@ from dlsupervisor.config import DatabaseSettings
 from dlsupervisor.election import LockStore
 from dlsupervisor.model import DownloadItem, DownloadTaskMain
 from dlsupervisor.registry import Registration, RegistrationStore
-from dlsupervisor.store.records import Claim, Decision, ItemRef, Outcome, Tally, TaskSummary
+from dlsupervisor.store.records import Claim, Decision, ItemRef, Outcome, SplitCommit, Tally, TaskSummary
 
 __all__ = [
     "ApplicationStore",
@@ -32,6 +32,7 @@ __all__ = [
     "PollingStore",
     "Registration",
     "SchedulerStore",
+    "SplitCommit",
     "Store",
     "Tally",
     "TaskSummary",
@@ -71,7 +72,7 @@ class WorkerStore(Connected, Protocol):
     def record(self, item_id: int, token: str, outcome: Outcome, file_ttl: int) -> bool: ...
     def load_task(self, task_id: int) -> DownloadTaskMain | None: ...
     def claim_split(self, task_id: int, token: str, lease: float) -> bool: ...
-    def commit_split(self, task_id: int, token: str, items: Sequence[DownloadItem]) -> list[int] | None: ...
+    def commit_split(self, task_id: int, token: str, items: Sequence[DownloadItem]) -> SplitCommit | None: ...
     def fail_task(self, task_id: int, remark: str, token: str | None = None) -> bool: ...
     # a claim answered late is renewed and read back before it runs (worker.py)
     def heartbeat(self, item_ids: Sequence[int], task_ids: Sequence[int]) -> None: ...

@@ -4,7 +4,8 @@ The statements are sql.py's; here are the connection, transactions, the
 classification of errors, and what only MySQL does: the claim and its read-back
 in one round trip, the submit in one packet, GET_LOCK.  The connection uses
 CLIENT.FOUND_ROWS so a rowcount means "matched", which keeps a retried claim
-(same token) idempotent.
+(same token) idempotent.  It refuses multiple statements in one query (so an
+injected `;` cannot stack a statement) except inside `_multi_statement`.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 import pymysql
-from pymysql.constants import CLIENT
+from pymysql.constants import CLIENT, COMMAND
 from pymysql.cursors import DictCursor
 
 from dlsupervisor.config import DatabaseSettings
@@ -63,6 +65,33 @@ def classify(exc: BaseException) -> Failure:
     if code in _OUTAGE_CODES or code in _READ_ONLY_CODES:
         return Failure.OUTAGE
     return Failure.ROLLED_BACK if code in _ROLLED_BACK_CODES else Failure.BUG
+
+
+# COM_SET_OPTION's argument: MYSQL_OPTION_MULTI_STATEMENTS_ON / _OFF.
+_MULTI_ON, _MULTI_OFF = struct.pack("<H", 0), struct.pack("<H", 1)
+
+
+def _rows(result: Any) -> list[dict[str, Any]]:
+    """A PyMySQL result's rows as dicts, as DictCursor would give them."""
+    names = [field.name for field in result.fields or ()]
+    return [dict(zip(names, row, strict=True)) for row in result.rows or ()]
+
+
+def _command_reply(conn: Any) -> Any:
+    """Read the first packet of the reply to the next command sent (PyMySQL numbers them)."""
+    conn._next_seq_id = 1
+    return conn._read_packet()
+
+
+def _query_results(conn: Any) -> list[Any]:
+    """Every result of a query's reply; the server stops at the first statement that fails."""
+    conn._next_seq_id = 1
+    conn._read_query_result()
+    results = [conn._result]
+    while results[-1].has_next:
+        conn.next_result()
+        results.append(conn._result)
+    return results
 
 
 def _sql(text: str) -> str:
@@ -138,7 +167,7 @@ class MySQLStore(SqlStore):
             database=self._db.name,
             charset="utf8mb4",
             autocommit=True,
-            client_flag=CLIENT.FOUND_ROWS | CLIENT.MULTI_STATEMENTS,
+            client_flag=CLIENT.FOUND_ROWS,
             connect_timeout=min(self._timeout, 10),
             read_timeout=self._timeout,
             write_timeout=self._timeout,
@@ -194,6 +223,44 @@ class MySQLStore(SqlStore):
 
     # -- what MySQL does in fewer round trips ------------------------------------------
 
+    def _multi_statement(self, cursor: Any, sql: str, args: Sequence[Any]) -> list[Any]:
+        """Run several statements, one query, on this connection that otherwise refuses them.
+
+        COM_SET_OPTION switches multiple statements on before the query and off after
+        it, the three commands sent back to back before any reply is read: the server
+        answers them in order, so the switching costs no round trip, and no other
+        query ever runs with the option on.  PyMySQL has no call for this, so the
+        commands go through its packet layer.  Any failure other than a statement
+        refused leaves the option's state unknown: the connection is closed (as an
+        outage would close it anyway).
+        """
+        conn = cursor.connection
+        query = cursor.mogrify(_sql(sql), _args(args))
+        for command, payload in (
+            (COMMAND.COM_SET_OPTION, _MULTI_ON),
+            (COMMAND.COM_QUERY, query),
+            (COMMAND.COM_SET_OPTION, _MULTI_OFF),
+        ):
+            conn._execute_command(command, payload)
+        switched_off = False
+        try:
+            _command_reply(conn)
+            refused: pymysql.err.MySQLError | None = None
+            try:
+                results = _query_results(conn)
+            except pymysql.err.MySQLError as exc:
+                if classify(exc) is Failure.OUTAGE:
+                    raise
+                refused = exc
+            _command_reply(conn)
+            switched_off = True
+        finally:
+            if not switched_off:
+                self.close()
+        if refused is not None:
+            raise refused
+        return results
+
     def initdb(self) -> None:
         with self._cursor() as cursor:
             for statement in schema_statements():
@@ -212,23 +279,24 @@ class MySQLStore(SqlStore):
         statements.append("COMMIT")
         with self._cursor() as cursor:
             try:
-                cursor.execute(_sql("; ".join(statements)), _args(args))
-                ids = []
-                while cursor.nextset():
-                    ids.append(int(cursor.lastrowid))
+                results = self._multi_statement(cursor, "; ".join(statements), args)
             except pymysql.err.MySQLError:
-                with contextlib.suppress(pymysql.err.MySQLError):
-                    cursor.execute("ROLLBACK")  # a statement failed: the rest did not run
+                if self._conn is not None:
+                    with contextlib.suppress(pymysql.err.MySQLError):
+                        cursor.execute("ROLLBACK")  # a statement failed: the rest did not run
                 raise
+        ids = [int(result.insert_id) for result in results[1:-1]]
         return ids[0], ids[1] if item is not None else None
 
     def claim(self, item_id: int, owner: str, sub_type: int) -> Claim | None:
         """sql.py's claim and the read-back, two statements in one round trip."""
         sql, args = claim_sql(self.dialect, item_id, owner, sub_type)
         with self._cursor() as cursor:
-            cursor.execute(_sql(f"{sql}; SELECT * FROM download_item WHERE id = ?"), _args([*args, item_id]))
-            cursor.nextset()
-            return claim_of(cursor.fetchone(), owner)
+            results = self._multi_statement(
+                cursor, f"{sql}; SELECT * FROM download_item WHERE id = ?", [*args, item_id]
+            )
+        rows = _rows(results[1])
+        return claim_of(rows[0] if rows else None, owner)
 
     # -- the scheduler's election without Redis ------------------------------------------
 

@@ -24,6 +24,18 @@ class ItemRef:
 
 
 @dataclass(frozen=True)
+class SplitCommit:
+    """A committed split: the ids it inserted, in its items' order, and the items it kept.
+
+    A task that already had items (the application's own, say) keeps them and gets
+    none of the split's, so a split never doubles a task's items.
+    """
+
+    ids: list[int]
+    kept: int
+
+
+@dataclass(frozen=True)
 class Claim:
     """An item this worker now holds: the row as claimed, and the token that fences its writes."""
 

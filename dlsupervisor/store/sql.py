@@ -26,6 +26,7 @@ from dlsupervisor.store.records import (
     Decision,
     ItemRef,
     Outcome,
+    SplitCommit,
     Tally,
     TaskSummary,
     claim_of,
@@ -254,24 +255,34 @@ class SqlStore:
             == 1
         )
 
-    def commit_split(self, task_id: int, token: str, items: Sequence[DownloadItem]) -> list[int] | None:
-        """All or nothing: the task becomes PROCESSING together with all its items."""
+    def commit_split(self, task_id: int, token: str, items: Sequence[DownloadItem]) -> SplitCommit | None:
+        """All or nothing: the task becomes PROCESSING together with its items.
+
+        A task that already has items keeps them and gets none of these: a split
+        is idempotent.  The count and the read-back share the transaction's view
+        (MySQL's snapshot, SQLite's write lock), so the ids read back are exactly
+        the rows inserted.  The count takes no row lock: a gap lock there would
+        deadlock two splits committing at once.
+        """
+        d = self.dialect
         with self._transaction() as session:
             moved = session.execute(
                 "UPDATE download_task_main SET status = ?, remark = NULL, "
-                f"last_updated_time = {self.dialect.now} WHERE id = ? AND {self.dialect.keyed('status')} = ? "
-                "AND remark = ?",
+                f"last_updated_time = {d.now} WHERE id = ? AND {d.keyed('status')} = ? AND remark = ?",
                 (TaskStatus.PROCESSING, task_id, TaskStatus.READY, token),
             )
             if moved != 1:
                 return None  # nothing written
+            count = session.query("SELECT COUNT(*) AS n FROM download_item WHERE task_id = ?", (task_id,))
+            if count[0]["n"]:
+                return SplitCommit([], int(count[0]["n"]))
             session.executemany(
                 f"INSERT INTO download_item ({', '.join(ITEM_INSERT_COLUMNS)}) "
                 f"VALUES ({marks(ITEM_INSERT_COLUMNS)})",
                 [[getattr(item, c) for c in ITEM_INSERT_COLUMNS] for item in items],
             )
             rows = session.query("SELECT id FROM download_item WHERE task_id = ? ORDER BY id", (task_id,))
-            return [row["id"] for row in rows]
+            return SplitCommit([row["id"] for row in rows], 0)
 
     def fail_task(self, task_id: int, remark: str, token: str | None = None) -> bool:
         return (

@@ -62,6 +62,16 @@ def test_multi_item_task_is_split_by_its_worker_and_rolled_up(env, tmp_path):
     assert env.db.task(task_id)["remark"] is None
 
 
+def test_a_split_of_a_task_that_already_has_an_item_keeps_it_and_adds_none(env, caplog):
+    worker = env.worker("multi")
+    task_id, (kept,) = env.new_task({"parts": 3}, sub_type=16, items=1)
+    caplog.set_level(logging.INFO, logger="dlsupervisor.worker")
+    assert worker.run_split(task_id) is True
+    assert [i["id"] for i in env.db.items_of(task_id)] == [kept], "the split added items"
+    assert task_status(env, task_id) == TaskStatus.PROCESSING
+    assert f"task {task_id}: already has 1 items; the split's items are not added" in caplog.text
+
+
 def test_partial_failure_leaves_the_task_done_and_says_how_many_failed(env):
     """defects.md #15: DONE when one file is ready, with the failures in the task's remark."""
     scheduler, workers = start(env, "multi")

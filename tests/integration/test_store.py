@@ -169,13 +169,27 @@ def test_commit_split_inserts_every_item_and_moves_the_task_once(env):
     assert env.store.commit_split(task_id, OTHER, split_items(task_id, 3)) is None
     assert env.db.items_of(task_id) == []
 
-    ids = env.store.commit_split(task_id, token, split_items(task_id, 3))
-    assert ids == [row["id"] for row in env.db.items_of(task_id)] and len(ids) == 3
+    items = split_items(task_id, 3)
+    committed = env.store.commit_split(task_id, token, items)
+    assert committed.kept == 0 and len(committed.ids) == 3
+    assert committed.ids == [row["id"] for row in env.db.items_of(task_id)]
+    assert [env.db.item(i)["data"] for i in committed.ids] == [item.data for item in items]
     task = env.db.task(task_id)
     assert (task["status"], task["remark"]) == (TaskStatus.PROCESSING, None)
 
     assert env.store.commit_split(task_id, token, split_items(task_id, 3)) is None
     assert len(env.db.items_of(task_id)) == 3, "a repeated commit inserted items"
+
+
+def test_commit_split_of_a_task_with_items_keeps_them_inserts_none_and_moves_the_task(env):
+    task_id, existing = env.new_task({"parts": 3}, sub_type=16, items=2)
+    token = remarks.split_token("host-a", 101)
+    assert env.store.claim_split(task_id, token, lease=60) is True
+    committed = env.store.commit_split(task_id, token, split_items(task_id, 3))
+    assert (committed.ids, committed.kept) == ([], 2)
+    assert [row["id"] for row in env.db.items_of(task_id)] == existing
+    task = env.db.task(task_id)
+    assert (task["status"], task["remark"]) == (TaskStatus.PROCESSING, None)
 
 
 def test_commit_split_that_fails_midway_leaves_no_item_and_the_task_held(env):
@@ -362,3 +376,28 @@ def test_a_submit_that_fails_leaves_nothing_and_the_store_usable(env):
     task_id, item_id = env.store.submit(task('{"ok": 1}'), DownloadItem(org_id=1, type=15, data='{"ok": 1}'))
     assert env.db.item(item_id)["task_id"] == task_id
     assert env.db.execute("SELECT COUNT(*) AS n FROM download_task_main")[0]["n"] == 1
+
+
+def test_the_mysql_connection_refuses_stacked_statements_before_and_after_claim_and_submit(mysql_env):
+    import pymysql
+
+    from dlsupervisor.model import DownloadTaskMain
+
+    def refused() -> None:
+        with pytest.raises(pymysql.err.ProgrammingError) as raised:
+            mysql_env.store._query("SELECT 1 AS a; SELECT 2 AS b")
+        assert raised.value.args[0] == 1064, raised.value.args
+
+    refused()
+    item_id = one_item(mysql_env)
+    assert mysql_env.store.claim(item_id, A, ROUTE).token == TOKEN
+    refused()
+    task = DownloadTaskMain(org_id=1, task_name="t", platform=0, type=10, sub_type=15, status=1, data="{}")
+    task_id, new_item = mysql_env.store.submit(task, DownloadItem(org_id=1, type=15, data="{}"))
+    assert mysql_env.db.item(new_item)["task_id"] == task_id
+    refused()
+    with pytest.raises(pymysql.err.OperationalError):  # 1364: the item's org_id is NOT NULL
+        mysql_env.store.submit(task, DownloadItem(type=15, data="{}"))
+    refused()
+    assert mysql_env.db.execute("SELECT COUNT(*) AS n FROM download_task_main")[0]["n"] == 2
+    assert mysql_env.store._query("SELECT 3 AS c") == [{"c": 3}]

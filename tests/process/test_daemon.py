@@ -387,6 +387,31 @@ def test_sigusr1_reopens_the_log_file(env, daemon, tmp_path):
     assert "log file reopened" in log_file.read_text()
 
 
+def test_after_sigusr1_each_child_reopens_the_log_at_its_next_step_into_the_new_file(env, daemon, tmp_path):
+    log_file = tmp_path / "dl.log"
+    d = daemon(**config(workers=1, supervisor={"log_file": str(log_file)})).start()
+    for name in ("scheduler", "behaviour#1", "multi#1"):
+        d.wait_child(name)
+    pids = {name: child["pid"] for name, child in d.children().items()}
+
+    def silent(marker: str = "") -> list[str]:
+        """The children with no line containing `marker` in the log file."""
+        lines = log_file.read_text().splitlines() if log_file.exists() else []
+        lines = [line for line in lines if marker in line]
+        return [name for name, pid in pids.items() if not any(f"[{pid}]" in line for line in lines)]
+
+    wait_until(lambda: not silent(), what="a line from each child", context=lambda: f"silent: {silent()}")
+    log_file.rename(tmp_path / "dl.log.1")
+    d.signal(signal.SIGUSR1)
+    # An idle worker reopens after its current wait for work: at most idle_wait (5 s).
+    wait_until(
+        lambda: not silent("log file reopened"),
+        timeout=15,
+        what="each child's 'log file reopened' in the new file",
+        context=lambda: f"not reopened: {silent('log file reopened')}\n{d.context()}",
+    )
+
+
 def test_sigttin_and_sigttou_add_and_remove_a_worker_per_subtype(env, daemon):
     d = daemon(**config(workers=1)).start()
     d.wait_child("multi#1", state="idle")
