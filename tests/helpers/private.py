@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 
 import pymysql
+import pytest
 import redis
 
 from tests.helpers.wait import wait_until
@@ -27,22 +28,51 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def need(binary: str) -> None:
+    """Skip (locally) or fail (in CI, CI=1) a test whose server binary is not installed."""
+    if shutil.which(binary) is None and not os.path.exists(binary):
+        message = f"{binary} not installed"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 class PrivateRedis:
-    def __init__(self) -> None:
+    """`tls`: (cert, key, ca) to listen with TLS only; `args`: more redis-server arguments."""
+
+    def __init__(
+        self, *, tls: tuple[str, str, str] | None = None, password: str = "", args: tuple[str, ...] = ()
+    ) -> None:
+        need("redis-server")
         self.dir = tempfile.mkdtemp(prefix="dlredis")
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
+        self.tls = tls
+        self.password = password
+        self.args = args
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        if self.tls:
+            return f"rediss://{auth}localhost:{self.port}/0?ssl_ca_certs={self.tls[2]}"
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def _listen_args(self) -> list[str]:
+        if not self.tls:
+            return ["--port", str(self.port)]
+        cert, key, ca = self.tls
+        return ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", cert, "--tls-key-file", key,
+                "--tls-ca-cert-file", ca, "--tls-auth-clients", "no"]  # fmt: skip
 
     def start(self) -> None:
+        auth = ["--requirepass", self.password] if self.password else []
         self.proc = subprocess.Popen(
             [
                 "redis-server",
-                "--port",
-                str(self.port),
+                *self._listen_args(),
+                *auth,
+                *self.args,
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -56,8 +86,11 @@ class PrivateRedis:
             ],
             start_new_session=True,
         )
-        client = redis.Redis.from_url(self.url)
+        client = self.client()
         wait_until(lambda: _ping(client), timeout=10, what="private redis up")
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, decode_responses=True)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -66,7 +99,7 @@ class PrivateRedis:
         self.proc = None
 
     def flushall(self) -> None:
-        redis.Redis.from_url(self.url).flushall()
+        self.client().flushall()
 
     def close(self) -> None:
         self.stop()
@@ -74,7 +107,12 @@ class PrivateRedis:
 
 
 class PrivateMariaDB:
-    def __init__(self) -> None:
+    """`args`: more mariadbd options (TLS ones, require_secure_transport); set up over its socket."""
+
+    def __init__(self, args: tuple[str, ...] = ()) -> None:
+        need("/usr/sbin/mariadbd")
+        need("mariadb-install-db")
+        self.args = args
         self.dir = tempfile.mkdtemp(prefix="dlmaria")
         self.data = os.path.join(self.dir, "data")
         self.port = free_port()
@@ -110,6 +148,7 @@ class PrivateMariaDB:
                 "--skip-log-bin",
                 "--innodb-buffer-pool-size=64M",
                 f"--log-error={self.dir}/error.log",
+                *self.args,
             ],
             start_new_session=True,
             stderr=subprocess.DEVNULL,
@@ -120,7 +159,7 @@ class PrivateMariaDB:
 
     def connect(self, database: str | None = "dl") -> pymysql.connections.Connection:
         return pymysql.connect(
-            host="127.0.0.1", port=self.port, user="root", database=database, autocommit=True
+            unix_socket=f"{self.dir}/sock", user="root", database=database, autocommit=True
         )
 
     def _ping(self) -> bool:
