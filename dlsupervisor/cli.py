@@ -371,6 +371,12 @@ def _redis_refused(settings: Settings, exc: QueueUnavailable) -> ConfigError | N
     """A Redis that answers but refuses our credentials: the url is wrong (exit 2), not down."""
     import redis
 
+    from dlsupervisor.connections import tls_cause
+
+    refused = tls_cause(exc)
+    if refused is not None:
+        reason = getattr(refused, "verify_message", "") or str(refused)
+        return ConfigError(f"redis {settings.redis.redacted()}: TLS: {reason}; check ssl_ca_certs in its url")
     if not isinstance(exc.__cause__, redis.exceptions.AuthenticationError):
         return None
     reason = str(exc.__cause__).rstrip(".")

@@ -50,8 +50,8 @@ def mysql_cipher(conn: pymysql.connections.Connection) -> tuple[str, str] | None
     return (sock.version() or "", cipher[0] if cipher else "")
 
 
-def mysql_tls_cause(exc: BaseException) -> ssl.SSLError | None:
-    """The TLS failure (an unknown CA, a host name mismatch) behind a PyMySQL connect error."""
+def tls_cause(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS failure (an unknown CA, a host name mismatch) behind a PyMySQL or redis-py error."""
     seen: BaseException | None = exc
     for _ in range(5):
         if seen is None:

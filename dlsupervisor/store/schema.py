@@ -28,7 +28,7 @@ import pymysql
 from pymysql.constants.CR import CR_SSL_CONNECTION_ERROR
 
 from dlsupervisor.config import DatabaseSettings, Settings
-from dlsupervisor.connections import mysql_connect, mysql_tls_cause
+from dlsupervisor.connections import mysql_connect, tls_cause
 from dlsupervisor.errors import ConfigError, StoreUnavailable
 
 # The DDL initdb runs, per dialect, as (package, resource).
@@ -207,7 +207,7 @@ def _tls_problem(db: DatabaseSettings, exc: Exception, code: int | None) -> str 
     if code == CR_SSL_CONNECTION_ERROR:
         reason = exc.args[1] if len(exc.args) > 1 else exc
         return f"{reason}; check ssl_mode, ssl_ca, ssl_cert, ssl_key in its url"
-    cause = mysql_tls_cause(exc)
+    cause = tls_cause(exc)
     if cause is None:
         return None
     reason = getattr(cause, "verify_message", "") or getattr(cause, "reason", "") or str(cause)
