@@ -188,3 +188,58 @@ def _ping(client: redis.Redis) -> bool:
         return bool(client.ping())
     except redis.exceptions.ConnectionError:
         return False
+
+
+class PrivateSentinel:
+    """One Sentinel (`redis-server sentinel.conf --sentinel`) watching `master` as `name`."""
+
+    def __init__(self, master: PrivateRedis, name: str = "mymaster") -> None:
+        need("redis-server")
+        self.dir = tempfile.mkdtemp(prefix="dlsentinel")
+        self.port = free_port()
+        self.name = name
+        self.proc: subprocess.Popen | None = None
+        conf = os.path.join(self.dir, "sentinel.conf")  # Sentinel rewrites it: its own copy
+        with open(conf, "w", encoding="utf-8") as handle:
+            handle.write(
+                f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\nlogfile {self.dir}/sentinel.log\n"
+                f"sentinel monitor {name} 127.0.0.1 {master.port} 1\n"
+                f"sentinel down-after-milliseconds {name} 2000\n"
+                f"sentinel failover-timeout {name} 10000\n"
+            )
+        self.conf = conf
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["redis-server", self.conf, "--sentinel"], start_new_session=True)
+        client = self.client()
+        wait_until(lambda: _ping(client), timeout=10, what="private sentinel up")
+
+    def master_port(self) -> int:
+        return int(self.client().execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.name)[1])
+
+    def replicas_ready(self) -> bool:
+        """Sentinel knows a replica that is up and in sync: a failover can pick it."""
+        found = self.client().execute_command("SENTINEL", "REPLICAS", self.name)
+        return any(
+            r.get("master-link-status") == "ok"
+            and "down" not in r.get("flags", "")
+            and "disconnected" not in r.get("flags", "")
+            for r in (
+                dict(zip(entry[::2], entry[1::2], strict=True)) if isinstance(entry, list) else entry
+                for entry in found
+            )
+        )
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
