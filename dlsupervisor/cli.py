@@ -329,7 +329,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"queue {info.queue_key}, {kind}, {sub.workers} workers"
         )
     schema.verify(settings)
-    print(f"ok: database {settings.database.redacted()}")
+    print(f"ok: database {settings.database.redacted()}{_connected_with(settings)}")
     store = open_store(settings.database, timeout=5)
     try:
         if settings.redis is not None:
@@ -341,9 +341,11 @@ def cmd_check(args: argparse.Namespace) -> int:
                 if refused is None:
                     raise
                 raise refused from None
+            else:
+                shown = _redis_connected_with(settings, work_queue)
+                print(f"ok: redis {settings.redis.redacted()} ({shown})")
             finally:
                 work_queue.close()
-            print(f"ok: redis {settings.redis.redacted()}")
         else:
             print("ok: no [redis]: the database is the queue")
     finally:
@@ -351,10 +353,30 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def _connected_with(settings: Settings) -> str:
+    """(TLS version and cipher, how verified) of a MySQL connection made now; nothing on SQLite."""
+    from dlsupervisor.connections import describe_mysql
+
+    return f" ({describe_mysql(settings.database)})" if settings.database.kind == "mysql" else ""
+
+
+def _redis_connected_with(settings: Settings, work_queue: Any) -> str:
+    """The Sentinel's current master and the TLS in use (a Redis error here: one line, by main)."""
+    from dlsupervisor.connections import describe_redis
+
+    return describe_redis(settings.redis, work_queue.client)
+
+
 def _redis_refused(settings: Settings, exc: QueueUnavailable) -> ConfigError | None:
     """A Redis that answers but refuses our credentials: the url is wrong (exit 2), not down."""
     import redis
 
+    from dlsupervisor.connections import tls_cause
+
+    refused = tls_cause(exc)
+    if refused is not None:
+        reason = getattr(refused, "verify_message", "") or str(refused)
+        return ConfigError(f"redis {settings.redis.redacted()}: TLS: {reason}; check ssl_ca_certs in its url")
     if not isinstance(exc.__cause__, redis.exceptions.AuthenticationError):
         return None
     reason = str(exc.__cause__).rstrip(".")

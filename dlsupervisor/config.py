@@ -7,18 +7,25 @@ here imports handlers: the master loads configuration too (architecture.md, inva
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+from dlsupervisor import tls
 from dlsupervisor.errors import ConfigError
 
 ENV_DATABASE_URL = "DLSUPERVISOR_DATABASE_URL"
 ENV_REDIS_URL = "DLSUPERVISOR_REDIS_URL"
+# Passwords kept out of the file: used when the url (or [redis] sentinel_password) has none.
+ENV_DATABASE_PASSWORD = "DLSUPERVISOR_DATABASE_PASSWORD"
+ENV_REDIS_PASSWORD = "DLSUPERVISOR_REDIS_PASSWORD"
+ENV_SENTINEL_PASSWORD = "DLSUPERVISOR_REDIS_SENTINEL_PASSWORD"
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,7 @@ class DatabaseSettings:
     password: str = field(default="", repr=False)
     name: str = ""
     path: str = ""  # sqlite only
+    tls: tls.MysqlTls = tls.MysqlTls()  # the url's ssl_* parameters (tls.py)
 
     def redacted(self) -> str:
         return redact(self.url)
@@ -55,6 +63,10 @@ class DatabaseSettings:
 class RedisSettings:
     url: str = field(repr=False)  # may hold the password: repr shows redacted() instead
     key_prefix: str = "dl:"
+    password: str = field(default="", repr=False)  # from the environment, when the url has none
+    sentinels: tuple[tuple[str, int], ...] = ()  # set: the url's host and port are not used
+    service_name: str = ""
+    sentinel_password: str = field(default="", repr=False)
 
     def redacted(self) -> str:
         return redact(self.url)
@@ -220,7 +232,7 @@ SUBTYPE_KEYS: Mapping[str, Parser] = MappingProxyType(
     }
 )
 DATABASE_KEYS = ("url",)
-REDIS_KEYS = ("url", "key_prefix")
+REDIS_KEYS = ("url", "key_prefix", "sentinels", "service_name", "sentinel_password")
 SEED_KEYS = MappingProxyType(
     {
         "dbhost": "dbHost",
@@ -233,7 +245,16 @@ SEED_KEYS = MappingProxyType(
         "redispassword": "redisPassword",
         "redisdb": "redisDb",
         "keyprefix": "keyPrefix",  # not in the seed: lets several deployments share one Redis
+        # Not in the seed either: the [database] url's ssl_* parameters (tls.py), and rediss://.
+        "dbsslmode": "dbSslMode",
+        "dbsslca": "dbSslCa",
+        "dbsslcert": "dbSslCert",
+        "dbsslkey": "dbSslKey",
+        "redissslca": "redisSslCa",
     }
+)
+SEED_TLS_KEYS = MappingProxyType(
+    {"ssl_mode": "dbSslMode", "ssl_ca": "dbSslCa", "ssl_cert": "dbSslCert", "ssl_key": "dbSslKey"}
 )
 
 
@@ -362,17 +383,52 @@ def _backends(reader: _Reader, environ: Mapping[str, str]) -> tuple[DatabaseSett
     redis_url = environ.get(ENV_REDIS_URL) or redis_url
     if not db_url:
         raise reader.error("database", "url", f"missing (or set {ENV_DATABASE_URL})")
-    source = ("download_task", "dbHost") if seed else ("database", "url")
     try:
         database = parse_database_url(db_url)
     except ValueError as exc:
-        raise reader.error(*source, str(exc)) from None
+        raise reader.error(*_seed_source(seed, str(exc), "dbHost", "database"), str(exc)) from None
+    if database.kind == "mysql" and not database.password and environ.get(ENV_DATABASE_PASSWORD):
+        database = dataclasses.replace(database, password=environ[ENV_DATABASE_PASSWORD])
     if not redis_url:
         return database, None
-    if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-        source = ("download_task", "redisHost") if seed else ("redis", "url")
-        raise reader.error(*source, "must be a redis:// url")
-    return database, RedisSettings(url=redis_url, key_prefix=prefix)
+    try:
+        if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis:// (or rediss://) url")
+        tls.check_redis_url(redis_url)
+    except ValueError as exc:
+        raise reader.error(*_seed_source(seed, str(exc), "redisHost", "redis"), str(exc)) from None
+    sentinel = _sentinel_keys(reader, environ)
+    password = environ.get(ENV_REDIS_PASSWORD, "")
+    return database, RedisSettings(url=redis_url, key_prefix=prefix, password=password, **sentinel)
+
+
+def _seed_source(seed: bool, problem: str, seed_key: str, section: str) -> tuple[str, str]:
+    """Where a url problem was written: [section] url, or the seed key it came from."""
+    if not seed:
+        return section, "url"
+    match = re.search(r"url parameter (\w+)", problem)
+    param = match.group(1) if match else ""
+    if param == "ssl_ca_certs":
+        return "download_task", "redisSslCa"
+    return "download_task", SEED_TLS_KEYS.get(param, seed_key)
+
+
+def _sentinel_keys(reader: _Reader, environ: Mapping[str, str]) -> dict[str, Any]:
+    """[redis] sentinels = host:port, host:port and service_name, both or neither."""
+    section = reader.parser["redis"] if reader.parser.has_section("redis") else {}
+    text = section.get("sentinels", "").strip()
+    name = section.get("service_name", "").strip()
+    if bool(text) != bool(name):
+        missing = "service_name" if text else "sentinels"
+        raise reader.error("redis", missing, "missing (sentinels and service_name go together)")
+    sentinels = []
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        host, sep, port = entry.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise reader.error("redis", "sentinels", f"{entry!r} is not host:port (as in 10.0.0.5:26379)")
+        sentinels.append((host.strip("[]"), int(port)))
+    password = section.get("sentinel_password", "").strip() or environ.get(ENV_SENTINEL_PASSWORD, "")
+    return {"sentinels": tuple(sentinels), "service_name": name, "sentinel_password": password}
 
 
 def _modern_urls(reader: _Reader) -> tuple[str, str, str]:
@@ -385,6 +441,8 @@ def _modern_urls(reader: _Reader) -> tuple[str, str, str]:
     if parser.has_section("redis"):
         reader.check_keys("redis", REDIS_KEYS)
         redis_url = parser["redis"].get("url", "").strip() or "redis://127.0.0.1:6379/0"
+        if not parser["redis"].get("url", "").strip() and parser["redis"].get("sentinels", "").strip():
+            redis_url = "redis://"  # the Sentinels say where; a url would add db, password, TLS
         prefix = parser["redis"].get("key_prefix", prefix).strip()
     return db_url, redis_url, prefix
 
@@ -414,6 +472,9 @@ def _seed_urls(reader: _Reader) -> tuple[str, str, str]:
     password = get("dbPassword")
     auth = f"{user}:{quote(password, safe='')}@" if password else f"{user}@"
     db_url = f"mysql://{auth}{get('dbHost')}:{port('dbPort', '3306')}/{quote(get('dbName'))}"
+    db_tls = {param: get(key) for param, key in SEED_TLS_KEYS.items() if get(key)}
+    if db_tls:
+        db_url += "?" + urlencode(db_tls)
     redis_url = ""
     if get("redisHost"):
         db_index = get("redisDb", "0") or "0"
@@ -422,6 +483,9 @@ def _seed_urls(reader: _Reader) -> tuple[str, str, str]:
         secret = get("redisPassword")
         auth = f":{quote(secret, safe='')}@" if secret else ""
         redis_url = f"redis://{auth}{get('redisHost')}:{port('redisPort', '6379')}/{db_index}"
+        if get("redisSslCa"):
+            query = urlencode({"ssl_ca_certs": get("redisSslCa")})
+            redis_url = f"rediss{redis_url[len('redis') :]}?{query}"
     return db_url, redis_url, get("keyPrefix") or RedisSettings.key_prefix
 
 
@@ -445,6 +509,7 @@ def parse_database_url(url: str) -> DatabaseSettings:
             port = parts.port or 3306
         except ValueError:
             raise ValueError("mysql url has a bad port") from None
+        mysql_tls = tls.parse_mysql(tls.query_params(url))
         return DatabaseSettings(
             url=url,
             kind="mysql",
@@ -453,5 +518,6 @@ def parse_database_url(url: str) -> DatabaseSettings:
             user=unquote(parts.username or "root"),
             password=unquote(parts.password or ""),
             name=name,
+            tls=mysql_tls,
         )
     raise ValueError(f"unsupported database url scheme {parts.scheme!r} (mysql:// or sqlite:///)")

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import redis
 
 from dlsupervisor.config import RedisSettings
+from dlsupervisor.connections import redis_client
 from dlsupervisor.errors import QueueUnavailable
 from dlsupervisor.queue.messages import Popped
 from dlsupervisor.registry import Registration
@@ -30,20 +31,10 @@ from dlsupervisor.registry import Registration
 _ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
-def connect(url: str, *, timeout: float = 10.0) -> redis.Redis:
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=timeout,
-        socket_connect_timeout=min(timeout, 5.0),
-        retry_on_timeout=False,
-    )
-
-
 class RedisQueue:
     def __init__(self, settings: RedisSettings, *, timeout: float = 10.0) -> None:
         self.prefix = settings.key_prefix
-        self._client = connect(settings.url, timeout=timeout)
+        self._client = redis_client(settings, timeout=timeout)  # url, TLS, Sentinel: connections.py
 
     def queue_key(self, queue_key: str) -> str:
         return f"{self.prefix}q:{queue_key}"

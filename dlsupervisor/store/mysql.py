@@ -24,6 +24,7 @@ from pymysql.constants import CLIENT, COMMAND
 from pymysql.cursors import DictCursor
 
 from dlsupervisor.config import DatabaseSettings
+from dlsupervisor.connections import mysql_connect
 from dlsupervisor.errors import StoreUnavailable
 from dlsupervisor.model import DownloadItem, DownloadTaskMain
 from dlsupervisor.store.records import ITEM_INSERT_COLUMNS, TASK_INSERT_COLUMNS, Claim, claim_of
@@ -159,12 +160,8 @@ class MySQLStore(SqlStore):
     # -- connection ------------------------------------------------------------------
 
     def _connect(self) -> pymysql.connections.Connection:
-        return pymysql.connect(
-            host=self._db.host,
-            port=self._db.port,
-            user=self._db.user,
-            password=self._db.password,
-            database=self._db.name,
+        return mysql_connect(  # the url's host, credentials and TLS (connections.py)
+            self._db,
             charset="utf8mb4",
             autocommit=True,
             client_flag=CLIENT.FOUND_ROWS,

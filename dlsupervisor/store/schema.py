@@ -25,8 +25,10 @@ from types import MappingProxyType
 from urllib.parse import quote
 
 import pymysql
+from pymysql.constants.CR import CR_SSL_CONNECTION_ERROR
 
 from dlsupervisor.config import DatabaseSettings, Settings
+from dlsupervisor.connections import mysql_connect, tls_cause
 from dlsupervisor.errors import ConfigError, StoreUnavailable
 
 # The DDL initdb runs, per dialect, as (package, resource).
@@ -152,12 +154,8 @@ def _names(conn: sqlite3.Connection, sql: str, table: str) -> tuple[str, ...]:
 def _found_mysql(db: DatabaseSettings, tables: Sequence[str]) -> Schema:
     marks = ", ".join(["%s"] * len(tables))
     try:
-        conn = pymysql.connect(
-            host=db.host,
-            port=db.port,
-            user=db.user,
-            password=db.password,
-            database=db.name,
+        conn = mysql_connect(
+            db,
             charset="utf8mb4",
             connect_timeout=5,
             read_timeout=10,
@@ -186,6 +184,14 @@ def mysql_problem(db: DatabaseSettings, exc: Exception) -> Exception:
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
     reason = exc.args[1] if len(exc.args) > 1 else str(exc)
     where = f"database {db.redacted()}"
+    tls_problem = _tls_problem(db, exc, code)
+    if tls_problem:
+        return ConfigError(f"{where}: {tls_problem}")
+    if code in _ACCESS_DENIED and db.tls.mode == "disabled":
+        return ConfigError(
+            f"{where}: {reason}; check the user and password in its url "
+            "(and that the server accepts plain text: it was asked for with ssl_mode=disabled)"
+        )
     if code in _ACCESS_DENIED:
         return ConfigError(f"{where}: {reason}; check the user and password in its url")
     if code == _UNKNOWN_DATABASE:
@@ -194,6 +200,24 @@ def mysql_problem(db: DatabaseSettings, exc: Exception) -> Exception:
             f"(CREATE DATABASE {db.name} CHARACTER SET utf8mb4), then run: dlsupervisor initdb"
         )
     return StoreUnavailable(f"database: {reason} ({db.redacted()})")
+
+
+def _tls_problem(db: DatabaseSettings, exc: Exception, code: int | None) -> str | None:
+    """A refused certificate or TLS asked for and not offered: the url is wrong, not the server away."""
+    if code == CR_SSL_CONNECTION_ERROR:
+        reason = exc.args[1] if len(exc.args) > 1 else exc
+        return f"{reason}; check ssl_mode, ssl_ca, ssl_cert, ssl_key in its url"
+    cause = tls_cause(exc)
+    if cause is None:
+        return None
+    reason = getattr(cause, "verify_message", "") or getattr(cause, "reason", "") or str(cause)
+    if "mismatch" in reason or "not valid for" in reason:
+        return (
+            f"TLS: the server's certificate is not for host {db.host} ({reason}); connect by a name "
+            "the certificate holds, or use ssl_mode=verify_ca to skip the name check"
+        )
+    mode = db.tls.mode or "preferred"
+    return f"TLS: the server's certificate was refused ({reason}); check ssl_ca in its url (ssl_mode={mode})"
 
 
 def sqlite_problem(db: DatabaseSettings, exc: sqlite3.Error) -> Exception:

@@ -49,7 +49,10 @@ class Daemon:
     def rewrite(self, **config: Any) -> None:
         """Replace this daemon's configuration file (for reloads)."""
         self.config = config
-        text = config_text(self.db_url, self.env.redis_url, self.env.prefix, self.run_dir, **config)
+        keys = getattr(self.env, "redis_keys", None)
+        text = config_text(
+            self.db_url, self.env.redis_url, self.env.prefix, self.run_dir, redis_keys=keys, **config
+        )
         self.config_path.write_text(text)
 
     def start(self, *, wait_ready: bool = True, extra_args: tuple[str, ...] = ()) -> Daemon:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pymysql
 from pymysql.cursors import DictCursor
@@ -37,6 +37,8 @@ class Db:
         parts = urlsplit(url)
         self.kind = "sqlite" if parts.scheme == "sqlite" else "mysql"
         if self.kind == "mysql":
+            query = dict(parse_qsl(parts.query))  # a TLS server's CA: verified, as the url says
+            tls = {"ssl_ca": query["ssl_ca"], "ssl_verify_cert": True} if "ssl_ca" in query else {}
             self._conn = pymysql.connect(
                 host=parts.hostname,
                 port=parts.port or 3306,
@@ -46,6 +48,7 @@ class Db:
                 charset="utf8mb4",
                 autocommit=True,
                 cursorclass=DictCursor,
+                **tls,
             )
         else:
             path = unquote(url[len("sqlite://") :])

@@ -31,6 +31,7 @@ def config_text(
     subtypes: dict[str, dict[str, Any]] | None = None,
     supervisor: dict[str, Any] | None = None,
     scheduler: dict[str, Any] | None = None,
+    redis_keys: dict[str, Any] | None = None,
 ) -> str:
     sections = {
         "supervisor": {"run_dir": run_dir, "log_level": "DEBUG", **(supervisor or {})},
@@ -38,7 +39,7 @@ def config_text(
         "scheduler": {"poll_interval": 0.05, **(scheduler or {})},
     }
     if redis_url:
-        sections["redis"] = {"url": redis_url, "key_prefix": prefix}
+        sections["redis"] = {"url": redis_url, "key_prefix": prefix, **(redis_keys or {})}
     if subtypes is None:
         subtypes = {name: {"handler": ref, "workers": 1} for name, ref in SUBTYPES.items()}
     for name, values in subtypes.items():
@@ -58,6 +59,7 @@ class Env:
     redis_url: str | None
     prefix: str
     tmp: Path
+    redis_keys: dict[str, Any] = field(default_factory=dict)  # [redis] sentinels, service_name
     db: Db = field(init=False)
 
     def __post_init__(self) -> None:
@@ -75,7 +77,9 @@ class Env:
 
     def write_config(self, **kwargs: Any) -> Path:
         self.config_path.write_text(
-            config_text(self.db_url, self.redis_url, self.prefix, self.run_dir, **kwargs)
+            config_text(
+                self.db_url, self.redis_url, self.prefix, self.run_dir, redis_keys=self.redis_keys, **kwargs
+            )
         )
         self.settings = config.load(str(self.config_path))
         return self.config_path
