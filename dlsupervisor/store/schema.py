@@ -223,7 +223,8 @@ def _tls_problem(db: DatabaseSettings, exc: Exception, code: int | None) -> str 
 def sqlite_problem(db: DatabaseSettings, exc: sqlite3.Error) -> Exception:
     """Not a database at all: the url points at the wrong file (exit 2); else it may pass."""
     path = os.path.abspath(db.path)
-    if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == _SQLITE_NOTADB:
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+; 3.10 has only the message
+    if (code & 0xFF) == _SQLITE_NOTADB if code is not None else "not a database" in str(exc):
         return ConfigError(f"database {path}: {exc}; point the [database] url at another file")
     return StoreUnavailable(f"database: {exc} ({path})")
 
