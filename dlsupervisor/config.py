@@ -16,6 +16,8 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from dlsupervisor.errors import ConfigError
+from dlsupervisor.storage import config as storage_config
+from dlsupervisor.storage.config import StorageSettings
 
 ENV_DATABASE_URL = "DLSUPERVISOR_DATABASE_URL"
 ENV_REDIS_URL = "DLSUPERVISOR_REDIS_URL"
@@ -94,6 +96,7 @@ class Settings:
     supervisor: SupervisorSettings = SupervisorSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     subtypes: tuple[SubtypeSettings, ...] = ()
+    storage: StorageSettings = field(default_factory=lambda: storage_config.build({})[0])
 
     def subtype(self, name: str) -> SubtypeSettings | None:
         return next((s for s in self.subtypes if s.name == name), None)
@@ -277,7 +280,7 @@ def load(path: str, environ: Mapping[str, str] | None = None, *, foreign_section
     reader = _Reader(path, _parse_file(path))
     sections = reader.parser.sections()
     for section in sections:
-        known = section in ("supervisor", "database", "redis", "scheduler", "download_task")
+        known = section in ("supervisor", "database", "redis", "scheduler", "storage", "download_task")
         if not known and not section.startswith("subtype:") and not foreign_sections:
             raise reader.error(section, None, "unknown section")
 
@@ -286,6 +289,9 @@ def load(path: str, environ: Mapping[str, str] | None = None, *, foreign_section
     database, redis = _backends(reader, environ)
     subtypes = tuple(_subtype(reader, s) for s in sections if s.startswith("subtype:"))
     _check_unique_routes(reader, subtypes)
+    storage, problem = storage_config.build(_section(reader, "storage", storage_config.STORAGE_KEYS))
+    if problem:
+        raise reader.error("storage", *problem)
     return Settings(
         path=abspath,
         database=database,
@@ -293,6 +299,7 @@ def load(path: str, environ: Mapping[str, str] | None = None, *, foreign_section
         supervisor=supervisor,
         scheduler=scheduler,
         subtypes=subtypes,
+        storage=storage,
     )
 
 

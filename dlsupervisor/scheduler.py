@@ -19,6 +19,7 @@ from dlsupervisor import outcomes, queue, remarks
 from dlsupervisor.config import Settings
 from dlsupervisor.election import Election
 from dlsupervisor.errors import EX_ORPHANED, EX_RECYCLE
+from dlsupervisor.filesweep import FileSweeper
 from dlsupervisor.model import TaskStatus
 from dlsupervisor.queue import Queue
 from dlsupervisor.registry import REGISTRATION_MAX_AGE, Registration, Registry, open_registry
@@ -40,6 +41,7 @@ class PassReport:
     expired: tuple[int, int] = (0, 0)
     resent: int = 0
     requeued: int = 0
+    files_deleted: int = 0
 
 
 class Scheduler:
@@ -62,6 +64,7 @@ class Scheduler:
         self.leading = False
         self._warned_unserved: set[int] = set()
         self._outage = Outage(log)
+        self.files = FileSweeper(settings.storage, store, self.conf.batch_size)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -93,7 +96,7 @@ class Scheduler:
     def tick(self) -> PassReport | None:
         if not self._lead():
             return None
-        if not self.store.has_work(self.conf.file_ttl):
+        if not self.store.has_work(self.conf.file_ttl, files=self.settings.storage.delete_expired):
             return PassReport()  # nothing active, nothing to expire: every step would find nothing
         routes = {reg.sub_type: reg for reg in self.registry.registrations(REGISTRATION_MAX_AGE)}
         report = PassReport()
@@ -105,6 +108,8 @@ class Scheduler:
         report.expired = self.expire()
         report.resent = self.redispatch(routes)
         report.requeued = self.recover_orphans()
+        if self.settings.storage.delete_expired:
+            report.files_deleted = self.files.step()
         return report
 
     def _lead(self) -> bool:
@@ -159,6 +164,8 @@ class Scheduler:
                 log.warning("tasks of sub_type %d are waiting: no live worker serves it", sub_type)
 
     def cancel(self) -> int:
+        if self.settings.storage.delete_expired:
+            self.store.mark_cancelled_files()
         cancelled = self.store.cancel_items()
         if cancelled:
             log.info("cancelled %d items of cancelled tasks", cancelled)
