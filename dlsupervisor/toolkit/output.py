@@ -58,21 +58,20 @@ class Output:
         self.columns, self.total, self.options = columns, total, {"bom": bom, "formulas": formulas}
         self.done_parts: list[str] = []
         self.rows_before = 0  # data rows in the parts already closed
-        self.rows_in_part = 0
         self._result: Result | None = None
         self._open_part()
 
     def _open_part(self) -> None:
         self.path = os.path.join(self.directory, part_name(self.name, len(self.done_parts) + 1))
-        self.part = self.kind(self.path, self.columns, **self.options)
-        self._write = self.part.write_row
+        self.part = self.kind(
+            self.path, self.columns, limit=self.max_rows, on_full=self._roll, **self.options
+        )
+        # Rows go straight to the part (one call per row); at its limit it hands the row to _roll.
+        self.write_row = self.part.write_row
 
     def write_row(self, row: Iterable[Any]) -> None:
         """One data row: a sequence of cells (str, int, float, Decimal, bool, date, datetime, None)."""
-        if self.rows_in_part == self.max_rows:
-            self._roll()
-        self._write(row)
-        self.rows_in_part += 1
+        self.part.write_row(row)
 
     def write_rows(self, rows: Iterable[Iterable[Any]]) -> None:
         for row in rows:
@@ -80,14 +79,14 @@ class Output:
 
     @property
     def rows(self) -> int:
-        return self.rows_before + self.rows_in_part
+        return self.rows_before + self.part.rows
 
-    def _roll(self) -> None:
+    def _roll(self, row: Iterable[Any]) -> None:
+        self.rows_before += self.part.rows
         self.part.close()
         self.done_parts.append(self.path)
-        self.rows_before += self.rows_in_part
-        self.rows_in_part = 0
         self._open_part()
+        self.part.write_row(row)
 
     def close(self) -> Result:
         """Finish the file (or the zip of its parts) and stage it; returns the result."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from dlsupervisor.toolkit.hashing import HashingFile
@@ -32,7 +32,16 @@ def load_xlsxwriter() -> Any:
 class XlsxPart:
     """Rows to one .xlsx sheet; `formulas=True` lets text starting with `=` be a formula."""
 
-    def __init__(self, path: str, columns: Sequence[str] | None, *, formulas: bool = False, **_: Any):
+    def __init__(
+        self,
+        path: str,
+        columns: Sequence[str] | None,
+        *,
+        formulas: bool = False,
+        limit: int = -1,
+        on_full: Callable[[Any], None] | None = None,
+        **_: Any,
+    ):
         xlsxwriter = load_xlsxwriter()
         self.raw = HashingFile(path)
         self.book = xlsxwriter.Workbook(
@@ -44,11 +53,20 @@ class XlsxPart:
         self.datetime_format = self.book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
         self.formulas = formulas
         self.row = 0
+        self.limit, self.on_full = limit, on_full  # at `limit` data rows, on_full(row)
+        self.header = 0
         if columns:
             self.write_row(columns)
+        self.header = self.row
+
+    @property
+    def rows(self) -> int:
+        return self.row - self.header
 
     def write_row(self, row: Iterable[Any]) -> None:
         sheet, number = self.sheet, self.row
+        if number - self.header == self.limit and self.on_full is not None:
+            return self.on_full(row)  # the next part takes this row
         string, num = sheet.write_string, sheet.write_number
         for col, value in enumerate(row):
             kind = value.__class__
