@@ -65,6 +65,7 @@ class Scheduler:
         self._warned_unserved: set[int] = set()
         self._outage = Outage(log)
         self.files = FileSweeper(settings.storage, store, self.conf.batch_size)
+        self._files_table: bool | None = None  # probed once: None until then
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -96,7 +97,7 @@ class Scheduler:
     def tick(self) -> PassReport | None:
         if not self._lead():
             return None
-        if not self.store.has_work(self.conf.file_ttl, files=self.settings.storage.delete_expired):
+        if not self.store.has_work(self.conf.file_ttl, files=self.deleting()):
             return PassReport()  # nothing active, nothing to expire: every step would find nothing
         routes = {reg.sub_type: reg for reg in self.registry.registrations(REGISTRATION_MAX_AGE)}
         report = PassReport()
@@ -108,9 +109,19 @@ class Scheduler:
         report.expired = self.expire()
         report.resent = self.redispatch(routes)
         report.requeued = self.recover_orphans()
-        if self.settings.storage.delete_expired:
+        if self.deleting():
             report.files_deleted = self.files.step()
         return report
+
+    def deleting(self) -> bool:
+        """[storage] delete_expired, and the table that tracks stored files exists."""
+        if not self.settings.storage.delete_expired:
+            return False
+        if self._files_table is None:
+            self._files_table = self.store.files_table()
+            if not self._files_table:
+                log.warning("scheduler: no dlsupervisor_file table (run dlsupervisor initdb): files stay")
+        return self._files_table
 
     def _lead(self) -> bool:
         holding = self.election.hold()
@@ -164,7 +175,7 @@ class Scheduler:
                 log.warning("tasks of sub_type %d are waiting: no live worker serves it", sub_type)
 
     def cancel(self) -> int:
-        if self.settings.storage.delete_expired:
+        if self.deleting():
             self.store.mark_cancelled_files()
         cancelled = self.store.cancel_items()
         if cancelled:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dlsupervisor import remarks
+from dlsupervisor.errors import StoreUnavailable
 from dlsupervisor.model import DownloadItem, DownloadTaskMain, ItemStatus, TaskStatus
 from dlsupervisor.registry import Registration
 from dlsupervisor.store.records import (
@@ -184,8 +185,10 @@ class SqlStore:
         )
         rows = self._query("SELECT status FROM download_task_main WHERE id = ?", (task_id,))
         if rows and rows[0]["status"] == TaskStatus.CANCELLED:
-            of_task = "item_id IN (SELECT id FROM download_item WHERE task_id = ?)"
-            self._execute(*self._files_due_now_sql(of_task, [task_id]))
+            with self._session() as session:
+                self._mark_files_due(
+                    session, "item_id IN (SELECT id FROM download_item WHERE task_id = ?)", [task_id]
+                )
         return rows[0]["status"] if rows else None
 
     def count_download(self, item_id: int, limit: int | None) -> tuple[bool, int, int] | None:
@@ -211,7 +214,7 @@ class SqlStore:
                     (ItemStatus.EXPIRED, item_id, ItemStatus.DONE),
                 )
                 self._expire_tasks(session, [found[0]["task_id"]])
-                session.execute(*self._files_due_now_sql("item_id = ?", [item_id]))
+                self._mark_files_due(session, "item_id = ?", [item_id])
                 status = ItemStatus.EXPIRED
         return bool(counted), status, times
 
@@ -548,6 +551,25 @@ class SqlStore:
             f"WHERE deleted_time IS NULL AND {condition}",
             args,
         )
+
+    def _mark_files_due(self, session: Session, condition: str, args: list[Any]) -> None:
+        """Due for deletion now; without the table (initdb not rerun) there is nothing to mark."""
+        try:
+            session.execute(*self._files_due_now_sql(condition, args))
+        except StoreUnavailable:
+            raise
+        except Exception:  # the backend's "no such table", raised as is
+            pass
+
+    def files_table(self) -> bool:
+        """Whether initdb has created dlsupervisor_file (an upgrade may not have rerun it yet)."""
+        try:
+            self._query("SELECT 1 FROM dlsupervisor_file WHERE 1 = 0")
+        except StoreUnavailable:
+            raise
+        except Exception:  # the backend's "no such table", raised as is
+            return False
+        return True
 
     def record_file(self, item_id: int, key: str, file_ttl: int) -> None:
         """Before a file is put: due for deletion at its item's expiry (expire_time, or file_ttl)."""

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from dlsupervisor.errors import DlsError
 from dlsupervisor.model import DownloadItem
 from dlsupervisor.storage.base import MAX_LINK_SECONDS, Storage
 from dlsupervisor.storage.config import StorageSettings
@@ -24,6 +26,8 @@ from dlsupervisor.toolkit.hashing import HashingFile
 from dlsupervisor.toolkit.names import sanitise
 from dlsupervisor.toolkit.output import Output, Result
 from dlsupervisor.toolkit.zipstream import Source, ZipStream
+
+log = logging.getLogger("dlsupervisor.worker")
 
 ATTRIBUTE = "_dlsupervisor_toolkit"
 Recorder = Callable[[int, str, int], Any]  # (item_id, storage_key, file_ttl): store.record_file
@@ -88,9 +92,21 @@ class Toolkit:
         """The export succeeded: record each file (so expiry can delete it), then put it."""
         for path, key in self.staged:
             if self.recorder is not None and self.item is not None:
-                self.recorder(self.item.id, key, self.file_ttl)
+                self._record(self.item.id, key)
             self.storage.put(path, key)
         self.staged = []
+
+    def _record(self, item_id: int, key: str) -> None:
+        """An outage fails the item (DlsError); a missing table (initdb not rerun) only means
+        the file will not be deleted on expiry: said once, then files are put unrecorded."""
+        assert self.recorder is not None
+        try:
+            self.recorder(item_id, key, self.file_ttl)
+        except DlsError:
+            raise
+        except Exception as exc:
+            log.warning("stored files are not tracked for deletion (run dlsupervisor initdb): %s", exc)
+            self.recorder = None
 
     def end(self) -> None:
         if self._scratch is not None:

@@ -114,3 +114,14 @@ def test_s3_deletion_on_expiry_is_retried_while_the_storage_is_down(sqlite_env, 
     sqlite_env.db.execute("UPDATE dlsupervisor_file SET next_try = %s", ("2000-01-01 00:00:00",))
     assert sweep(scheduler).files_deleted == 1
     assert s3.keys() == []
+
+
+def test_without_the_table_files_are_stored_untracked_and_the_scheduler_runs(env, caplog):
+    """An upgrade that has not rerun initdb (a seed deployment's tables only)."""
+    env.db.execute("DROP TABLE dlsupervisor_file")
+    scheduler, _, task_id, (item_id,) = setup(env)
+    assert env.db.item(item_id)["status"] == ItemStatus.DONE
+    assert file_of(env, item_id).is_file()
+    env.store.count_download(item_id, 1)
+    assert scheduler.tick() is not None
+    assert "run dlsupervisor initdb" in caplog.text
