@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any
 
-from bench import crash, idle, latency, report, scale, throughput, timeouts
+from bench import crash, idle, latency, report, scale, throughput, timeouts, toolkit
 from bench.world import World
 
 MEASUREMENTS = {
@@ -28,6 +28,7 @@ MEASUREMENTS = {
     "crash": (crash.run, {"samples": 3}),
     "scale": (scale.run, {"history": 20_000}),
     "idle": (idle.run, {"seconds": 5}),
+    "toolkit": (toolkit.run, {"rows": 20_000, "zip_mb": 100}),  # its own table (bench/toolkit.py)
 }
 
 
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=1, default=str)
     print(report.markdown(results))
+    if "toolkit" in results:
+        print("\n" + toolkit.markdown(results["toolkit"]))
     return 0
 
 

@@ -19,6 +19,8 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from dlsupervisor import tls
 from dlsupervisor.errors import ConfigError
+from dlsupervisor.storage import config as storage_config
+from dlsupervisor.storage.config import StorageSettings
 
 ENV_DATABASE_URL = "DLSUPERVISOR_DATABASE_URL"
 ENV_REDIS_URL = "DLSUPERVISOR_REDIS_URL"
@@ -106,6 +108,7 @@ class Settings:
     supervisor: SupervisorSettings = SupervisorSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     subtypes: tuple[SubtypeSettings, ...] = ()
+    storage: StorageSettings = field(default_factory=lambda: storage_config.build({})[0])
 
     def subtype(self, name: str) -> SubtypeSettings | None:
         return next((s for s in self.subtypes if s.name == name), None)
@@ -298,7 +301,7 @@ def load(path: str, environ: Mapping[str, str] | None = None, *, foreign_section
     reader = _Reader(path, _parse_file(path))
     sections = reader.parser.sections()
     for section in sections:
-        known = section in ("supervisor", "database", "redis", "scheduler", "download_task")
+        known = section in ("supervisor", "database", "redis", "scheduler", "storage", "download_task")
         if not known and not section.startswith("subtype:") and not foreign_sections:
             raise reader.error(section, None, "unknown section")
 
@@ -307,6 +310,9 @@ def load(path: str, environ: Mapping[str, str] | None = None, *, foreign_section
     database, redis = _backends(reader, environ)
     subtypes = tuple(_subtype(reader, s) for s in sections if s.startswith("subtype:"))
     _check_unique_routes(reader, subtypes)
+    storage, problem = storage_config.build(_section(reader, "storage", storage_config.STORAGE_KEYS))
+    if problem:
+        raise reader.error("storage", *problem)
     return Settings(
         path=abspath,
         database=database,
@@ -314,6 +320,7 @@ def load(path: str, environ: Mapping[str, str] | None = None, *, foreign_section
         supervisor=supervisor,
         scheduler=scheduler,
         subtypes=subtypes,
+        storage=storage,
     )
 
 

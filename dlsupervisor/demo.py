@@ -1,64 +1,65 @@
-"""Two real demo subtypes for the quickstart (conf/embedded.ini) and conf/supervisor.ini.
+"""Three real demo subtypes on the export toolkit, for the quickstart (conf/embedded.ini) and
+conf/supervisor.ini.  Files go to the [storage] section's place (default ./var/files), under
+`ORG/TASK/ITEM/`; `url` is their link and `md5` the md5 of their bytes.
 
-They write real files under DLSUPERVISOR_EXPORT_DIR (default ./var/exports):
-`url` is the file's file:// url and `md5` the md5 of its bytes.
-
-    CsvExport  single-item: data {"columns": [...], "rows": [[...], ...]} -> one CSV
-    ZipExport  multi-item:  data {"files": {"a.csv": [[...], ...], ...}} -> one item per
-               file, plus one item that zips them all
+    CsvExport   single-item: data {"name": ..., "columns": [...], "rows": [[...], ...]} -> one CSV
+    ZipExport   multi-item:  data {"files": {"a.csv": [[...], ...], ...}} -> one item per file,
+                plus one item that zips them all
+    XlsxExport  single-item: data like CsvExport's -> one XLSX (extra dlsupervisor[xlsx]);
+                `YYYY-MM-DD` text becomes a date cell, numbers stay numbers
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
+import datetime as dt
 import io
 import json
-import os
-import zipfile
+from collections.abc import Iterator
 
 from dlsupervisor.model import DownloadItem, DownloadTaskMain
 from dlsupervisor.task import DownloadTaskBase, SubTypeInfo
 
 
-def export_dir() -> str:
-    path = os.path.abspath(os.environ.get("DLSUPERVISOR_EXPORT_DIR", "./var/exports"))
-    os.makedirs(path, exist_ok=True)
-    return path
+def rows_of(data: dict) -> dict | None:
+    """The data of a rows export, or None (the item is rejected) when it has no rows list."""
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+        return None
+    return data
 
 
-def render_csv(columns: list[str] | None, rows: list[list[object]]) -> bytes:
+def csv_lines(rows: list[list[object]]) -> Iterator[bytes]:
+    """A CSV as an iterable of bytes, one row at a time: what store_zip streams."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    if columns:
-        writer.writerow(columns)
-    writer.writerows(rows)
-    return buffer.getvalue().encode("utf-8")
+    for row in rows:
+        writer.writerow(row)
+        yield buffer.getvalue().encode("utf-8")
+        buffer.seek(0)
+        buffer.truncate()
 
 
-def publish(name: str, body: bytes) -> tuple[str, str, str]:
-    """Write the file atomically; return (url, md5, file_name)."""
-    path = os.path.join(export_dir(), name)
-    temporary = f"{path}.part"
-    with open(temporary, "wb") as handle:
-        handle.write(body)
-    os.replace(temporary, path)
-    return f"file://{path}", hashlib.md5(body).hexdigest(), name
+def typed(value: object) -> object:
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
 
 
 class CsvExport(DownloadTaskBase):
     task_info = SubTypeInfo(task_name="CsvExport", type=1, sub_type=101, queue_key="csv_export")
 
     def get_validated_data_params(self, task_item_id: int, data: str) -> dict | None:
-        obj = json.loads(data)
-        if not isinstance(obj, dict) or not isinstance(obj.get("rows"), list):
-            return None
-        return obj
+        return rows_of(json.loads(data))
 
     def export(self, task_item: DownloadItem, data_obj: dict) -> tuple[str, str, str]:
-        body = render_csv(data_obj.get("columns"), data_obj["rows"])
-        name = f"{data_obj.get('name', 'export')}-{task_item.task_id}-{task_item.id}.csv"
-        return publish(name, body)
+        name = f"{data_obj.get('name', 'export')}.csv"
+        with self.open_output(name, columns=data_obj.get("columns"), total=len(data_obj["rows"])) as out:
+            for row in data_obj["rows"]:
+                out.write_row(row)
+        return out.result
 
 
 class ZipExport(DownloadTaskBase):
@@ -74,9 +75,23 @@ class ZipExport(DownloadTaskBase):
 
     def export(self, task_item: DownloadItem, data_obj: dict) -> tuple[str, str, str]:
         if data_obj.get("zip"):
-            buffer = io.BytesIO()
-            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-                for name, rows in sorted(data_obj["files"].items()):
-                    archive.writestr(name, render_csv(None, rows))
-            return publish(f"task-{task_item.task_id}.zip", buffer.getvalue())
-        return publish(f"task-{task_item.task_id}-{data_obj['file']}", render_csv(None, data_obj["rows"]))
+            files = sorted(data_obj["files"].items())
+            return self.store_zip(f"task-{task_item.task_id}.zip", [(n, csv_lines(r)) for n, r in files])
+        with self.open_output(data_obj["file"]) as out:
+            for row in data_obj["rows"]:
+                out.write_row(row)
+        return out.result
+
+
+class XlsxExport(DownloadTaskBase):
+    task_info = SubTypeInfo(task_name="XlsxExport", type=3, sub_type=103, queue_key="xlsx_export")
+
+    def get_validated_data_params(self, task_item_id: int, data: str) -> dict | None:
+        return rows_of(json.loads(data))
+
+    def export(self, task_item: DownloadItem, data_obj: dict) -> tuple[str, str, str]:
+        name = f"{data_obj.get('name', 'export')}.xlsx"
+        with self.open_output(name, columns=data_obj.get("columns"), total=len(data_obj["rows"])) as out:
+            for row in data_obj["rows"]:
+                out.write_row([typed(value) for value in row])
+        return out.result

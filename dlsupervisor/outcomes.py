@@ -14,8 +14,10 @@ from typing import Any
 from dlsupervisor import remarks
 from dlsupervisor.errors import Aborted
 from dlsupervisor.model import DownloadItem, DownloadTaskMain, ItemStatus, TaskStatus
+from dlsupervisor.storage.base import StorageError
 from dlsupervisor.store import Outcome, Tally
 from dlsupervisor.task import DownloadTaskBase
+from dlsupervisor.toolkit.session import exporting
 
 # download_item column sizes: a result that does not fit fails the item instead of the write.
 URL_MAX, MD5_MAX, FILE_NAME_MAX, DATA_MAX = 1024, 45, 256, 1024
@@ -52,13 +54,18 @@ def export_item(handler: DownloadTaskBase, item: DownloadItem) -> Outcome:
         return failed(remarks.error_text(remarks.REJECTED, exc))
     if data_obj is None:
         return failed(f"{remarks.REJECTED} get_validated_data_params returned None")
-    try:
-        result = handler.export(item, data_obj)
-    except Aborted:
-        raise
-    except BaseException as exc:
-        return failed(remarks.error_text(remarks.EXPORT_FAILED, exc))
-    return check_result(result)
+    with exporting(handler, item) as toolkit:
+        try:
+            outcome = check_result(handler.export(item, data_obj))
+            if outcome.status == ItemStatus.DONE:
+                toolkit.commit()  # the toolkit's files reach storage only now (contract.md §7)
+        except Aborted:
+            raise
+        except StorageError as exc:
+            return failed(f"{remarks.EXPORT_FAILED} storage: {exc}")
+        except BaseException as exc:
+            return failed(remarks.error_text(remarks.EXPORT_FAILED, exc))
+    return outcome
 
 
 def check_result(result: Any) -> Outcome:

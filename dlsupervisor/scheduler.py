@@ -23,6 +23,7 @@ from dlsupervisor import outcomes, queue, remarks
 from dlsupervisor.config import Settings
 from dlsupervisor.election import Election
 from dlsupervisor.errors import EX_ORPHANED, EX_RECYCLE, QueueUnavailable, StoreUnavailable
+from dlsupervisor.filesweep import FileSweeper
 from dlsupervisor.model import TaskStatus
 from dlsupervisor.queue import Queue
 from dlsupervisor.registry import REGISTRATION_MAX_AGE, Registration, Registry, open_registry
@@ -44,6 +45,7 @@ class PassReport:
     expired: tuple[int, int] = (0, 0)
     resent: int = 0
     requeued: int = 0
+    files_deleted: int = 0
 
 
 class Scheduler:
@@ -72,6 +74,8 @@ class Scheduler:
         self._retry_at = 0.0  # a refused pass: the next one waits until then
         self._answered_at = clock()  # when the database last answered this leader
         self._stood_down = False  # it let the leadership go: the database stopped answering
+        self.files = FileSweeper(settings.storage, store, self.conf.batch_size)
+        self._files_table: bool | None = None  # probed once: None until then
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -153,7 +157,7 @@ class Scheduler:
     def tick(self) -> PassReport | None:
         if not self._lead():
             return None
-        if not self.store.has_work(self.conf.file_ttl):
+        if not self.store.has_work(self.conf.file_ttl, files=self.deleting()):
             return PassReport()  # nothing active, nothing to expire: every step would find nothing
         routes = {reg.sub_type: reg for reg in self.registry.registrations(REGISTRATION_MAX_AGE)}
         report = PassReport()
@@ -165,7 +169,19 @@ class Scheduler:
         report.expired = self.expire()
         report.resent = self.redispatch(routes)
         report.requeued = self.recover_orphans()
+        if self.deleting():
+            report.files_deleted = self.files.step()
         return report
+
+    def deleting(self) -> bool:
+        """[storage] delete_expired, and the table that tracks stored files exists."""
+        if not self.settings.storage.delete_expired:
+            return False
+        if self._files_table is None:
+            self._files_table = self.store.files_table()
+            if not self._files_table:
+                log.warning("scheduler: no dlsupervisor_file table (run dlsupervisor initdb): files stay")
+        return self._files_table
 
     def _lead(self) -> bool:
         holding = self.election.hold()
@@ -220,6 +236,8 @@ class Scheduler:
                 log.warning("tasks of sub_type %d are waiting: no live worker serves it", sub_type)
 
     def cancel(self) -> int:
+        if self.deleting():
+            self.store.mark_cancelled_files()
         cancelled = self.store.cancel_items()
         if cancelled:
             log.info("cancelled %d items of cancelled tasks", cancelled)

@@ -69,3 +69,18 @@ CREATE TABLE IF NOT EXISTS `dlsupervisor_subtype` (
   `seen_time` timestamp(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   PRIMARY KEY (`sub_type`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='dlsupervisor: subtypes served by live workers';
+
+-- Files the export toolkit stored (contract.md §7), so the scheduler deletes each once its item
+-- is EXPIRED or its task CANCELLED: due at `next_try` (the item's expiry, or now), retried with
+-- back-off while the storage is down, `deleted_time` set once gone.
+CREATE TABLE IF NOT EXISTS `dlsupervisor_file` (
+  `item_id` bigint unsigned NOT NULL,
+  `storage_key` varchar(1024) NOT NULL,
+  `stored_time` timestamp(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  `next_try` timestamp(3) NULL DEFAULT NULL,
+  `attempts` int NOT NULL DEFAULT '0',
+  `deleted_time` timestamp(3) NULL DEFAULT NULL,
+  PRIMARY KEY (`item_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='dlsupervisor: stored files, deleted on expiry';
+-- The scheduler's idle check and its deletion step read only files due now.
+CREATE INDEX IF NOT EXISTS `index_dls_file_due` ON `dlsupervisor_file` (`deleted_time`, `next_try`);

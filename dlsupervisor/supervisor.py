@@ -43,6 +43,7 @@ from dlsupervisor.model import ItemStatus, TaskStatus
 from dlsupervisor.signals import SignalInbox
 from dlsupervisor.slots import Slot, SlotState
 from dlsupervisor.statusfile import MasterStatus
+from dlsupervisor.toolkit import tempdir
 
 if TYPE_CHECKING:
     from dlsupervisor.task import DownloadTaskBase
@@ -290,6 +291,7 @@ class Master:
         # Leave no grandchild behind, however the child ended: what is left of its process
         # group, and what a kill's snapshot found outside it -- before it is reaped.
         self.ops.kill_leftovers(child.pid, child.tree)
+        tempdir.remove_worker_dir(self.settings.storage, child.pid)  # what a killed export left
         expected = child.retiring or self.phase is not Phase.RUNNING
         conf = self.settings.supervisor
         child.exited(code, now, conf.min_uptime, conf.max_backoff, expected)

@@ -1,17 +1,23 @@
 """The user API: one DownloadTaskBase subclass per kind of export (contract.md §6).
 
-Nothing here does I/O: the supervisor constructs handlers in worker processes
-and calls their hooks; `start()` is the seed's standalone entry point.
+Nothing here does I/O itself: the supervisor constructs handlers in worker processes
+and calls their hooks; `start()` is the seed's standalone entry point; the toolkit
+methods (contract.md §7) delegate to the toolkit the worker attached (toolkit/session.py).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from dlsupervisor import entrypoints
 from dlsupervisor.model import DownloadItem, DownloadTaskMain
+from dlsupervisor.toolkit import session
+from dlsupervisor.toolkit.output import Output
+from dlsupervisor.toolkit.zipstream import Source
 
 
 class SubTypeInfo(NamedTuple):
@@ -65,6 +71,33 @@ class DownloadTaskBase:
     def export(self, task_item: DownloadItem, data_obj: dict) -> tuple[Any, Any, Any]:
         """Produce the file; return (url, md5, file_name)."""
         raise NotImplementedError(f"{type(self).__name__}.export")
+
+    # -- the export toolkit (contract.md §7): a hook is a loop over rows -----------------
+
+    def open_output(
+        self,
+        file_name: str,
+        *,
+        columns: Sequence[str] | None = None,
+        total: int | None = None,
+        max_rows: int | None = None,
+        bom: bool = True,
+        formulas: bool = False,
+    ) -> Output:
+        """A streamed .csv or .xlsx (by suffix); `with` it, `write_row`, then return `out.result`."""
+        return session.toolkit_of(self).open_output(
+            file_name, columns=columns, total=total, max_rows=max_rows, bom=bom, formulas=formulas
+        )
+
+    def store_file(self, source: str | os.PathLike[str] | bytes, file_name: str) -> tuple[str, str, str]:
+        """A file made another way (a path, or bytes): returns (url, md5, file_name)."""
+        return session.toolkit_of(self).store_file(source, file_name)
+
+    def store_zip(
+        self, file_name: str, sources: Iterable[tuple[str, Source]], *, force_zip64: bool = False
+    ) -> tuple[str, str, str]:
+        """One zip, streamed, of (entry name, path | bytes | iterable of bytes) pairs."""
+        return session.toolkit_of(self).store_zip(file_name, sources, force_zip64=force_zip64)
 
     def split_task(self, task: DownloadTaskMain) -> list[DownloadItem]:
         """Multi-item subtypes: return the items (DownloadItem) a task is made of."""

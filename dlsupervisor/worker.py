@@ -25,6 +25,7 @@ from dlsupervisor.retry import UNAVAILABLE, Outage, Refusals, retrying
 from dlsupervisor.slots import NullSlot, Slot, SlotState
 from dlsupervisor.store import Outcome, WorkerStore
 from dlsupervisor.task import DownloadTaskBase
+from dlsupervisor.toolkit import session as toolkit
 
 log = logging.getLogger("dlsupervisor.worker")
 
@@ -87,6 +88,8 @@ class Worker:
         self.slot = slot or NullSlot()
         self.stop = stop or StopState()
         self.parent_alive = parent_alive
+        recorder = getattr(store, "record_file", None)  # the stored files' bookkeeping (filesweep.py)
+        toolkit.attach(handler, settings.storage, settings.scheduler.file_ttl, recorder)
         self.items_done = 0
         self.label = label or f"{sub.name}#{os.getpid()}"  # SUBTYPE#SLOT under a master
         self._store_outage = Outage(log)

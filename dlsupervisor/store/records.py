@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dlsupervisor import remarks
-from dlsupervisor.model import DownloadItem, DownloadTaskMain, ItemStatus
+from dlsupervisor.model import DownloadItem, DownloadTaskMain, ItemStatus, TaskStatus
 
 Decision = tuple[int, int, str | None]  # (task_id, status, remark) a finished task closes with
 
@@ -65,6 +65,24 @@ class Tally:
     failed: int
     expired: int
     first_failure: str | None  # the remark of its first failed item
+
+
+@dataclass(frozen=True)
+class DueFile:
+    """A stored file due for deletion, with what decides it (the store's current statuses)."""
+
+    item_id: int
+    key: str
+    attempts: int
+    item_status: int | None  # None: the item row is gone
+    task_status: int | None
+
+    @property
+    def deletable(self) -> bool:
+        """EXPIRED, CANCELLED or FAILED (a file its item never got), or the task CANCELLED."""
+        gone = (ItemStatus.EXPIRED, ItemStatus.CANCELLED, ItemStatus.FAILED)
+        cancelled = self.task_status == TaskStatus.CANCELLED
+        return self.item_status is None or self.item_status in gone or cancelled
 
 
 @dataclass(frozen=True)

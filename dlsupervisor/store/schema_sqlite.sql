@@ -82,3 +82,14 @@ CREATE TABLE IF NOT EXISTS dlsupervisor_subtype (
   multi INTEGER NOT NULL DEFAULT 0,
   seen_time TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
 );
+
+-- Files the export toolkit stored, deleted by the scheduler on expiry (schema.sql says how).
+CREATE TABLE IF NOT EXISTS dlsupervisor_file (
+  item_id INTEGER NOT NULL PRIMARY KEY,
+  storage_key TEXT NOT NULL,
+  stored_time TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+  next_try TEXT DEFAULT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  deleted_time TEXT DEFAULT NULL
+);
+CREATE INDEX IF NOT EXISTS index_file_dls_due ON dlsupervisor_file (deleted_time, next_try);

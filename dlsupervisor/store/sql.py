@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dlsupervisor import remarks
+from dlsupervisor.errors import StoreUnavailable
 from dlsupervisor.model import DownloadItem, DownloadTaskMain, ItemStatus, TaskStatus
 from dlsupervisor.registry import Registration
 from dlsupervisor.store.records import (
@@ -24,6 +25,7 @@ from dlsupervisor.store.records import (
     TASK_INSERT_COLUMNS,
     Claim,
     Decision,
+    DueFile,
     ItemRef,
     Outcome,
     SplitCommit,
@@ -38,6 +40,9 @@ from dlsupervisor.store.records import (
 
 ACTIVE = (ItemStatus.READY, ItemStatus.PROCESSING)  # the same numbers for tasks and items
 REGISTRATION_COLUMNS = ("sub_type", "name", "type", "queue_key", "multi")
+# Stored files due for deletion (index_dls_file_due): `{now}` is the dialect's clock.
+FILES_DUE = "SELECT 1 FROM dlsupervisor_file WHERE deleted_time IS NULL AND next_try <= {now}"
+FILE_COLUMNS = ("storage_key", "stored_time", "next_try", "attempts", "deleted_time")
 
 
 class Failure(enum.Enum):
@@ -180,6 +185,11 @@ class SqlStore:
             (TaskStatus.CANCELLED, task_id, *ACTIVE),
         )
         rows = self._query("SELECT status FROM download_task_main WHERE id = ?", (task_id,))
+        if rows and rows[0]["status"] == TaskStatus.CANCELLED:
+            with self._session() as session:
+                self._mark_files_due(
+                    session, "item_id IN (SELECT id FROM download_item WHERE task_id = ?)", [task_id]
+                )
         return rows[0]["status"] if rows else None
 
     def count_download(self, item_id: int, limit: int | None) -> tuple[bool, int, int] | None:
@@ -205,6 +215,7 @@ class SqlStore:
                     (ItemStatus.EXPIRED, item_id, ItemStatus.DONE),
                 )
                 self._expire_tasks(session, [found[0]["task_id"]])
+                self._mark_files_due(session, "item_id = ?", [item_id])
                 status = ItemStatus.EXPIRED
         return bool(counted), status, times
 
@@ -337,11 +348,14 @@ class SqlStore:
             f"AND last_updated_time < {d.now_plus})"
         )
 
-    def has_work(self, file_ttl: int) -> bool:
-        """Whether a pass could change anything: an active task or item, or a file due to expire."""
+    def has_work(self, file_ttl: int, files: bool = False) -> bool:
+        """Whether a pass could change anything: an active task or item, a file due to expire,
+        or (`files`) a stored file due for deletion."""
+        deletions = f" OR EXISTS ({FILES_DUE.format(now=self.dialect.now)})" if files else ""
         rows = self._query(
             "SELECT EXISTS (SELECT 1 FROM download_task_main WHERE status IN (?, ?)) "
-            f"OR EXISTS (SELECT 1 FROM download_item WHERE status IN (?, ?)) OR {self._due_sql()} AS busy",
+            f"OR EXISTS (SELECT 1 FROM download_item WHERE status IN (?, ?)) OR {self._due_sql()}"
+            f"{deletions} AS busy",
             (*ACTIVE, *ACTIVE, ItemStatus.DONE, ItemStatus.DONE, self.dialect.seconds(-file_ttl)),
         )
         return bool(rows[0]["busy"])
@@ -538,6 +552,91 @@ class SqlStore:
             sql += f" AND last_updated_time < {d.now_plus}"
             args.append(d.seconds(-lease))
         return self._execute(sql, args) == 1
+
+    # -- stored files (the toolkit records them, the scheduler deletes them) ------------
+
+    def _files_due_now_sql(self, condition: str, args: list[Any]) -> tuple[str, list[Any]]:
+        """Make the not yet deleted files matching `condition` due for deletion now."""
+        return (
+            f"UPDATE dlsupervisor_file SET next_try = {self.dialect.now} "
+            f"WHERE deleted_time IS NULL AND {condition}",
+            args,
+        )
+
+    def _mark_files_due(self, session: Session, condition: str, args: list[Any]) -> None:
+        """Due for deletion now; without the table (initdb not rerun) there is nothing to mark."""
+        try:
+            session.execute(*self._files_due_now_sql(condition, args))
+        except StoreUnavailable:
+            raise
+        except Exception:  # the backend's "no such table", raised as is
+            pass
+
+    def files_table(self) -> bool:
+        """Whether initdb has created dlsupervisor_file (an upgrade may not have rerun it yet)."""
+        try:
+            self._query("SELECT 1 FROM dlsupervisor_file WHERE 1 = 0")
+        except StoreUnavailable:
+            raise
+        except Exception:  # the backend's "no such table", raised as is
+            return False
+        return True
+
+    def record_file(self, item_id: int, key: str, file_ttl: int) -> None:
+        """Before a file is put: due for deletion at its item's expiry (expire_time, or file_ttl)."""
+        d = self.dialect
+        self._execute(
+            f"INSERT INTO dlsupervisor_file (item_id, {', '.join(FILE_COLUMNS)}) VALUES (?, ?, {d.now}, "
+            f"COALESCE((SELECT expire_time FROM download_item WHERE id = ?), {d.whole_now_plus}), 0, NULL) "
+            + d.upsert("item_id", FILE_COLUMNS),
+            (item_id, key, item_id, d.seconds(file_ttl)),
+        )
+
+    def files_due(self, limit: int) -> list[DueFile]:
+        """Files due for deletion, with their item's and task's status (None: row gone)."""
+        rows = self._query(
+            "SELECT f.item_id, f.storage_key, f.attempts, i.status AS item_status, "
+            "t.status AS task_status FROM dlsupervisor_file f LEFT JOIN download_item i ON i.id = f.item_id "
+            "LEFT JOIN download_task_main t ON t.id = i.task_id "
+            f"WHERE f.deleted_time IS NULL AND f.next_try <= {self.dialect.now} ORDER BY f.next_try LIMIT ?",
+            (limit,),
+        )
+        return [
+            DueFile(r["item_id"], r["storage_key"], r["attempts"], r["item_status"], r["task_status"])
+            for r in rows
+        ]
+
+    def files_deleted(self, item_ids: Sequence[int]) -> int:
+        if not item_ids:
+            return 0
+        return self._execute(
+            f"UPDATE dlsupervisor_file SET deleted_time = {self.dialect.now}, next_try = NULL "
+            f"WHERE item_id IN ({marks(item_ids)}) AND deleted_time IS NULL",
+            tuple(item_ids),
+        )
+
+    def files_later(self, item_ids: Sequence[int], delay: float, failed: bool) -> int:
+        """Due again in `delay` seconds; `failed` counts an attempt (the storage was down)."""
+        if not item_ids:
+            return 0
+        attempts = "attempts + 1" if failed else "attempts"
+        return self._execute(
+            f"UPDATE dlsupervisor_file SET attempts = {attempts}, next_try = {self.dialect.now_plus} "
+            f"WHERE item_id IN ({marks(item_ids)}) AND deleted_time IS NULL",
+            (self.dialect.seconds(delay), *item_ids),
+        )
+
+    def mark_cancelled_files(self) -> int:
+        """Files of cancelled tasks that still have active items: due now.  Driven from the
+        active items (as cancel_items), so cancelled history is never read."""
+        return self._execute(
+            *self._files_due_now_sql(
+                "item_id IN (SELECT c.id FROM download_item c WHERE c.task_id IN (SELECT i.task_id "
+                "FROM download_item i JOIN download_task_main t ON t.id = i.task_id "
+                "WHERE i.status IN (?, ?) AND t.status = ?))",
+                [*ACTIVE, TaskStatus.CANCELLED],
+            )
+        )
 
     # -- master ------------------------------------------------------------------------
 

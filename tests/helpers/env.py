@@ -20,6 +20,7 @@ SUBTYPES = {
     "behaviour": "tests.hooks.behaviours:Behaviour",
     "multi": "tests.hooks.behaviours:MultiBehaviour",
 }
+TOOLKIT_SUBTYPES = {"toolkit": {"handler": "tests.hooks.toolkit_hooks:ToolkitExport", "workers": 1}}
 
 
 def config_text(
@@ -32,12 +33,15 @@ def config_text(
     supervisor: dict[str, Any] | None = None,
     scheduler: dict[str, Any] | None = None,
     redis_keys: dict[str, Any] | None = None,
+    storage: dict[str, Any] | None = None,
 ) -> str:
     sections = {
         "supervisor": {"run_dir": run_dir, "log_level": "DEBUG", **(supervisor or {})},
         "database": {"url": db_url},
         "scheduler": {"poll_interval": 0.05, **(scheduler or {})},
     }
+    if storage:
+        sections["storage"] = storage
     if redis_url:
         sections["redis"] = {"url": redis_url, "key_prefix": prefix, **(redis_keys or {})}
     if subtypes is None:

@@ -166,7 +166,7 @@ def test_on_sqlite_submit_before_initdb_creates_the_database_and_start_runs_it(t
     assert (project / "var" / "dl.db").is_file()
     with supervisor(config, project) as proc:
         wait_done(project, task_id, proc)
-    assert (project / "var" / "exports" / f"contacts-{task_id}-1.csv").is_file()
+    assert (project / "var" / "files" / "1" / str(task_id) / "1" / "contacts.csv").is_file()
 
 
 def test_on_sqlite_start_before_initdb_creates_the_database_and_serves_it(tmp_path):
@@ -199,13 +199,15 @@ def test_on_sqlite_a_file_that_is_not_a_database_is_one_line_for_every_command(t
 
 def test_the_expected_schema_is_read_from_both_ddl_files_alike():
     mysql, sqlite = schema.expected("mysql"), schema.expected("sqlite")
-    assert list(mysql.columns) == ["download_task_main", "download_item", "dlsupervisor_subtype"]
+    tables = ["download_task_main", "download_item", "dlsupervisor_subtype", "dlsupervisor_file"]
+    assert list(mysql.columns) == tables
     assert mysql.columns == sqlite.columns
     assert "md5_value" in mysql.columns["download_item"] and "PRIMARY" not in mysql.columns["download_item"]
     assert mysql.indexes == {
         ("download_task_main", "index_dls_status_updated"),
         ("download_item", "index_dls_status_updated"),
         ("download_item", "index_dls_status_expire"),
+        ("dlsupervisor_file", "index_dls_file_due"),
     }
     assert ("download_item", "index_item_dls_status_expire") in sqlite.indexes
 

@@ -1,9 +1,11 @@
 """The README's quickstart, run as written, with no servers: a fresh copy of the project, a
-fresh virtual environment, and the daemon in a network namespace where MariaDB and Redis
-cannot be reached (when unshare is allowed), producing files a user can open."""
+fresh virtual environment (pip reaches the package index for the `xlsx` extra), and the
+daemon in a network namespace where MariaDB and Redis cannot be reached (when unshare is
+allowed), producing files a user can open: CSVs, a zip and an XLSX workbook."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import re
@@ -12,6 +14,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import openpyxl
 import pytest
 
 from tests.helpers.daemon import REPO
@@ -83,23 +86,31 @@ def test_the_readme_quickstart_produces_files_with_no_servers(tmp_path):
 
         def finished():
             rows = db.execute("SELECT status FROM download_task_main ORDER BY id")
-            return len(rows) == 2 and all(r["status"] == 2 for r in rows)
+            return len(rows) == 3 and all(r["status"] == 2 for r in rows)
 
         wait_until(
             finished,
             timeout=30,
-            what="both tasks DONE",
+            what="the three tasks DONE",
             context=lambda: (tmp_path / "daemon.log").read_text(),
         )
         shown = "".join(run(line, project, environ) for line in rest)
         assert "3/3 done" in shown and "1/1 done" in shown, shown
         assert "task-2.zip" in shown and "李雷,555-0101" in shown, shown
+        assert "var/files/1/3/5/calls-by-day.xlsx" in shown, shown
         items = db.execute("SELECT * FROM download_item ORDER BY id")
-        assert len(items) == 4
+        assert len(items) == 5
         for item in items:
             path = Path(item["url"].removeprefix("file://"))
             assert path.is_file(), item["url"]
             assert hashlib.md5(path.read_bytes()).hexdigest() == item["md5_value"]
+        sheet = openpyxl.load_workbook(Path(items[-1]["url"].removeprefix("file://"))).active
+        rows = list(sheet.iter_rows(values_only=True))
+        assert rows == [
+            ("day", "calls", "minutes"),
+            (dt.datetime(2026, 11, 1), 42, 63.5),
+            (dt.datetime(2026, 11, 2), 7, 9.25),
+        ]
         db.close()
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
