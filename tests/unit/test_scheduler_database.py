@@ -49,8 +49,12 @@ class FakeStore:
         if self.failure is not None:
             raise self.failure
 
-    def has_work(self, file_ttl: int) -> bool:
+    def has_work(self, file_ttl: int, files: bool = False) -> bool:
         self._call("has_work")
+        return False
+
+    def files_table(self) -> bool:  # no stored files to sweep
+        self._call("files_table")
         return False
 
     def ping(self) -> None:
