@@ -261,17 +261,23 @@ class Scheduler:
         return requeued
 
     def _push(self, routes: dict[int, Registration], refs: Iterable[ItemRef]) -> int:
+        """Wake-ups at each item's place in its org's line (the queue's fair order)."""
         pushed = 0
-        for sub_type, ids in _group(refs).items():
-            pushed += self.queue.push(routes[sub_type].queue_key, [queue.item_message(i) for i in ids])
+        for sub_type, group in _refs_by_subtype(refs).items():
+            messages = [queue.item_message(ref.item_id) for ref in group]
+            pushed += self.queue.push(routes[sub_type].queue_key, messages, [(r.top, r.pos) for r in group])
         return pushed
 
 
-def _group(refs: Iterable[ItemRef]) -> dict[int, list[int]]:
-    grouped: dict[int, list[int]] = defaultdict(list)
+def _refs_by_subtype(refs: Iterable[ItemRef]) -> dict[int, list[ItemRef]]:
+    grouped: dict[int, list[ItemRef]] = defaultdict(list)
     for ref in refs:
-        grouped[ref.sub_type].append(ref.item_id)
+        grouped[ref.sub_type].append(ref)
     return grouped
+
+
+def _group(refs: Iterable[ItemRef]) -> dict[int, list[int]]:
+    return {sub_type: [ref.item_id for ref in group] for sub_type, group in _refs_by_subtype(refs).items()}
 
 
 def _ids(ids: list[int], noun: str = "item") -> str:

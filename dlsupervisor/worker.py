@@ -232,10 +232,12 @@ class Worker:
         return outcomes.check_split(task, returned)
 
     def _push_items(self, item_ids: list[int]) -> None:
-        """Wake workers for new items now; if Redis is away the scheduler re-sends them."""
-        messages = [queue.item_message(i) for i in item_ids]
+        """Wake workers for new items now, each at its place in its org's line; if Redis is
+        away the scheduler re-sends them."""
+        refs = self._with_store(lambda: self.store.ranked_items(item_ids), True) if item_ids else []
+        messages = [queue.item_message(ref.item_id) for ref in refs]
         try:
-            self.queue.push(self.route.queue_key, messages)
+            self.queue.push(self.route.queue_key, messages, [(ref.top, ref.pos) for ref in refs])
         except UNAVAILABLE as exc:
             self._queue_outage.down(exc)
 

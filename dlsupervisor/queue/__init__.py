@@ -12,15 +12,15 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from dlsupervisor.config import Settings
-from dlsupervisor.queue.messages import ITEM, SPLIT, item_message, parse_message, split_message
+from dlsupervisor.queue.messages import ITEM, SPLIT, Place, item_message, parse_message, split_message
 from dlsupervisor.registry import Registration
 from dlsupervisor.store import PollingStore
 
-__all__ = ["ITEM", "SPLIT", "Queue", "item_message", "open_queue", "parse_message", "split_message"]
+__all__ = ["ITEM", "SPLIT", "Place", "Queue", "item_message", "open_queue", "parse_message", "split_message"]
 
 
 class Queue(Protocol):
-    def push(self, queue_key: str, messages: Sequence[str]) -> int: ...
+    def push(self, queue_key: str, messages: Sequence[str], places: Sequence[Place] | None = None) -> int: ...
     def pop(self, route: Registration, timeout: float) -> str | None: ...
     def ping(self) -> None: ...
     def close(self) -> None: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 ITEM = "i"
+Place = tuple[bool, int]  # (pinned, place in its org's line, 1 first): where a wake-up queues
 SPLIT = "s"
 
 

@@ -37,6 +37,7 @@ from dlsupervisor.store.records import (
 
 ACTIVE = (ItemStatus.READY, ItemStatus.PROCESSING)  # the same numbers for tasks and items
 REGISTRATION_COLUMNS = ("sub_type", "name", "type", "queue_key", "multi")
+TOP = 1  # download_task_main.top of a pinned task: its items go first
 
 
 class Failure(enum.Enum):
@@ -107,6 +108,29 @@ def claim_sql(dialect: Dialect, item_id: int, owner: str, sub_type: int) -> tupl
     )
     args: list[Any] = [ItemStatus.PROCESSING, *(v for case in cases for v in case), first]
     return sql, [*args, item_id, ItemStatus.READY, TaskStatus.CANCELLED, sub_type]
+
+
+def ranked_ready_sql(inner: str, outer: str) -> str:
+    """READY items of active tasks, each with its place in its org's line (`pos`, 0 first;
+    `top` items first, then by id) within the subtype that serves it (fairness, contract §9).
+
+    Parameters: READY (item), READY, PROCESSING (task), TOP (the pinned value), then the
+    `inner` condition's (on `i`, `t`), then the `outer` one's (on the ranked row `r`).
+    """
+    return (
+        "SELECT r.* FROM (SELECT i.id, i.task_id, i.org_id, i.last_updated_time, t.status AS task_status, "
+        "COALESCE(i.type, t.sub_type) AS sub_type, CASE WHEN t.top = ? THEN 1 ELSE 0 END AS top, "
+        "ROW_NUMBER() OVER (PARTITION BY COALESCE(i.type, t.sub_type), i.org_id "
+        "ORDER BY CASE WHEN t.top = ? THEN 0 ELSE 1 END, i.id) AS pos "
+        "FROM download_item i JOIN download_task_main t ON t.id = i.task_id "
+        f"WHERE i.status = ? AND t.status IN (?, ?) AND {inner}) r WHERE {outer} "
+        "ORDER BY r.top DESC, r.pos, r.id LIMIT ?"
+    )
+
+
+def ranked_args(*args: Any) -> list[Any]:
+    """The leading parameters of ranked_ready_sql, before its conditions' own."""
+    return [TOP, TOP, ItemStatus.READY, TaskStatus.READY, TaskStatus.PROCESSING, *args]
 
 
 def _case_args(decisions: Sequence[Decision]) -> list[Any]:
@@ -285,12 +309,11 @@ class SqlStore:
         )
 
     def ready_items(self, sub_type: int, limit: int) -> list[int]:
-        """READY items of PROCESSING tasks served by `sub_type`: what a polling worker may take."""
+        """READY items of PROCESSING tasks served by `sub_type`: what a polling worker may take,
+        pinned first, then round-robin across orgs."""
         rows = self._query(
-            "SELECT i.id FROM download_item i JOIN download_task_main t ON t.id = i.task_id "
-            "WHERE i.status = ? AND t.status = ? AND COALESCE(i.type, t.sub_type) = ? "
-            "ORDER BY i.last_updated_time LIMIT ?",
-            (ItemStatus.READY, TaskStatus.PROCESSING, sub_type, limit),
+            ranked_ready_sql("COALESCE(i.type, t.sub_type) = ?", "r.task_status = ?"),
+            ranked_args(sub_type, TaskStatus.PROCESSING, limit),
         )
         return [row["id"] for row in rows]
 
@@ -336,15 +359,13 @@ class SqlStore:
         return bool(rows[0]["busy"])
 
     def dispatchable_items(self, sub_types: Sequence[int], limit: int) -> list[ItemRef]:
-        """READY items of READY tasks of single-item subtypes, oldest task first."""
+        """READY items of READY tasks of single-item subtypes, pinned first, then round-robin
+        across orgs (each item's place counts its org's READY items already dispatched)."""
         if not sub_types:
             return []
         rows = self._query(
-            "SELECT i.id, i.task_id, COALESCE(i.type, t.sub_type) AS sub_type "
-            "FROM download_task_main t JOIN download_item i ON i.task_id = t.id "
-            f"WHERE t.status = ? AND t.sub_type IN ({marks(sub_types)}) AND i.status = ? "
-            "ORDER BY t.id, i.id LIMIT ?",
-            (TaskStatus.READY, *sub_types, ItemStatus.READY, limit),
+            ranked_ready_sql(f"t.sub_type IN ({marks(sub_types)})", "r.task_status = ?"),
+            ranked_args(*sub_types, TaskStatus.READY, limit),
         )
         return item_refs(rows)
 
@@ -378,13 +399,26 @@ class SqlStore:
         return sorted(r["sub_type"] for r in rows)
 
     def stale_ready_items(self, age: float, limit: int) -> list[ItemRef]:
-        """READY items of PROCESSING tasks waiting longer than `age`: their wake-up was lost."""
+        """READY items of PROCESSING tasks waiting longer than `age`: their wake-up was lost
+        (each with its place in its org's line, as dispatch gives it)."""
         rows = self._query(
-            "SELECT i.id, i.task_id, COALESCE(i.type, t.sub_type) AS sub_type "
-            "FROM download_item i JOIN download_task_main t ON t.id = i.task_id "
-            f"WHERE i.status = ? AND i.last_updated_time < {self.dialect.now_plus} "
-            "AND t.status = ? ORDER BY i.last_updated_time LIMIT ?",
-            (ItemStatus.READY, self.dialect.seconds(-age), TaskStatus.PROCESSING, limit),
+            ranked_ready_sql(
+                "t.status = ?", f"r.task_status = ? AND r.last_updated_time < {self.dialect.now_plus}"
+            ),
+            ranked_args(TaskStatus.PROCESSING, TaskStatus.PROCESSING, self.dialect.seconds(-age), limit),
+        )
+        return item_refs(rows)
+
+    def ranked_items(self, item_ids: Sequence[int]) -> list[ItemRef]:
+        """These READY items with their places in their orgs' lines (a split's new items)."""
+        if not item_ids:
+            return []
+        rows = self._query(
+            ranked_ready_sql(
+                f"i.org_id IN (SELECT org_id FROM download_item WHERE id IN ({marks(item_ids)}))",
+                f"r.id IN ({marks(item_ids)})",
+            ),
+            ranked_args(*item_ids, *item_ids, len(item_ids)),
         )
         return item_refs(rows)
 
