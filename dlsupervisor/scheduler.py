@@ -241,9 +241,19 @@ class Scheduler:
         return items, tasks
 
     def redispatch(self, routes: dict[int, Registration]) -> int:
-        """READY items waiting longer than redispatch_after lost their wake-up: send it again."""
+        """READY items waiting longer than redispatch_after lost their wake-up: send it again.
+
+        A capped subtype's items are sent instead when their org has room (a worker drops
+        the wake-up of an item its cap holds back): each pass, the first few in each line
+        of an org under the cap, and no others, so held-back items never cycle through
+        the queue.  ZADD LT leaves a wake-up still queued as it is.
+        """
         refs = self.store.stale_ready_items(self.conf.redispatch_after, self.conf.batch_size)
-        sent = self._push(routes, [ref for ref in refs if ref.sub_type in routes])
+        refs = [ref for ref in refs if ref.sub_type in routes and not routes[ref.sub_type].max_per_org]
+        for reg in routes.values():
+            if reg.max_per_org:
+                refs += self.store.open_items(reg.sub_type, reg.max_per_org, self.conf.batch_size)
+        sent = self._push(routes, refs)
         if sent:
             log.info("re-sent %d waiting items", sent)
         return sent

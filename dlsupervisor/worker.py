@@ -151,9 +151,11 @@ class Worker:
         self.stop.busy = True  # from here a stop request lets the claim and the export finish
         try:
             asked = time.monotonic()
-            claim = self._with_store(lambda: self.store.claim(item_id, self.owner, self.route.sub_type))
+            claim = self._with_store(
+                lambda: self.store.claim(item_id, self.owner, self.route.sub_type, self.sub.max_per_org)
+            )
             if claim is None:
-                log.debug("worker %s: item %d is not ours to run; skipped", self.label, item_id)
+                log.debug("worker %s: item %d is not ours to run now; skipped", self.label, item_id)
                 return False
             item, token, attempt = claim.item, claim.token, claim.attempt
             if not self._still_ours(asked, lambda: self._renew_item(item_id, token)):

@@ -43,7 +43,9 @@ class PollingQueue:
 
     def _work(self, route: Registration) -> list[str]:
         """Messages for what the store holds READY for this subtype: items, then splits."""
-        work = [item_message(i) for i in self._store.ready_items(route.sub_type, CANDIDATES)]
+        work = [
+            item_message(i) for i in self._store.ready_items(route.sub_type, CANDIDATES, route.max_per_org)
+        ]
         if route.multi and len(work) < CANDIDATES:
             tasks = self._store.splittable_tasks((route.sub_type,), self._lease, CANDIDATES - len(work))
             work += [split_message(task_id) for task_id, _ in tasks]

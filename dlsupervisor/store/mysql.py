@@ -222,8 +222,11 @@ class MySQLStore(SqlStore):
                 raise
         return ids[0], ids[1] if item is not None else None
 
-    def claim(self, item_id: int, owner: str, sub_type: int) -> Claim | None:
-        """sql.py's claim and the read-back, two statements in one round trip."""
+    def claim(self, item_id: int, owner: str, sub_type: int, cap: int = 0) -> Claim | None:
+        """sql.py's claim and the read-back, two statements in one round trip (a capped
+        claim is sql.py's own: a lock, a count, then the claim)."""
+        if cap:
+            return super().claim(item_id, owner, sub_type, cap)
         sql, args = claim_sql(self.dialect, item_id, owner, sub_type)
         with self._cursor() as cursor:
             cursor.execute(_sql(f"{sql}; SELECT * FROM download_item WHERE id = ?"), _args([*args, item_id]))

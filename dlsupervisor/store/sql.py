@@ -128,6 +128,19 @@ def ranked_ready_sql(inner: str, outer: str) -> str:
     )
 
 
+# The ranked row's org has room under a cap: its place in line is within the cap less what
+# runs (parameters: room_args).  No cap (0) lets every row through.
+ROOM = (
+    "(? = 0 OR r.pos <= ? - (SELECT COUNT(*) FROM download_item p JOIN download_task_main pt "
+    "ON pt.id = p.task_id WHERE p.org_id = r.org_id AND p.status = ? "
+    "AND COALESCE(p.type, pt.sub_type) = ?))"
+)
+
+
+def room_args(sub_type: int, cap: int) -> list[Any]:
+    return [cap, cap, ItemStatus.PROCESSING, sub_type]
+
+
 def ranked_args(*args: Any) -> list[Any]:
     """The leading parameters of ranked_ready_sql, before its conditions' own."""
     return [TOP, TOP, ItemStatus.READY, TaskStatus.READY, TaskStatus.PROCESSING, *args]
@@ -233,13 +246,41 @@ class SqlStore:
 
     # -- worker ------------------------------------------------------------------------
 
-    def claim(self, item_id: int, owner: str, sub_type: int) -> Claim | None:
-        """Claim a READY item of a task not cancelled, served by `sub_type`, and read it back."""
+    def claim(self, item_id: int, owner: str, sub_type: int, cap: int = 0) -> Claim | None:
+        """Claim a READY item of a task not cancelled, served by `sub_type`, and read it back.
+
+        With `cap` (max_per_org), only while fewer than `cap` items of its org run in
+        `sub_type`: the org's lock row is taken first, so claims of one org, from any
+        supervisor, count one after the other.  The count is the transaction's first
+        plain read, made after the lock: it sees every claim committed before it.
+        """
+        org = self._query("SELECT org_id FROM download_item WHERE id = ?", (item_id,)) if cap else []
         sql, args = claim_sql(self.dialect, item_id, owner, sub_type)
         with self._transaction() as session:
+            if org and self._running(session, sub_type, org[0]["org_id"]) >= cap:
+                return None  # held back: the scheduler sends it again when the org has room
             session.execute(sql, args)
             rows = session.query("SELECT * FROM download_item WHERE id = ?", (item_id,))
         return claim_of(rows[0] if rows else None, owner)
+
+    def _running(self, session: Session, sub_type: int, org_id: int) -> int:
+        """Lock the org's slot row (creating it the first time), then count its running items."""
+        key = (sub_type, org_id)
+        where = "WHERE sub_type = ? AND org_id = ?"
+        if not session.query(
+            f"SELECT sub_type FROM dlsupervisor_org_slots {where}{self.dialect.for_update}", key
+        ):
+            session.execute(
+                "INSERT INTO dlsupervisor_org_slots (sub_type, org_id) VALUES (?, ?) "
+                + self.dialect.upsert("sub_type, org_id", ["sub_type"]),
+                key,
+            )
+        rows = session.query(
+            "SELECT COUNT(*) AS n FROM download_item i JOIN download_task_main t ON t.id = i.task_id "
+            "WHERE i.org_id = ? AND i.status = ? AND COALESCE(i.type, t.sub_type) = ?",
+            (org_id, ItemStatus.PROCESSING, sub_type),
+        )
+        return int(rows[0]["n"])
 
     def record(self, item_id: int, token: str, outcome: Outcome, file_ttl: int) -> bool:
         d = self.dialect
@@ -308,14 +349,20 @@ class SqlStore:
             == 1
         )
 
-    def ready_items(self, sub_type: int, limit: int) -> list[int]:
+    def ready_items(self, sub_type: int, limit: int, cap: int = 0) -> list[int]:
         """READY items of PROCESSING tasks served by `sub_type`: what a polling worker may take,
-        pinned first, then round-robin across orgs."""
+        pinned first, then round-robin across orgs; with `cap`, only what orgs have room for."""
+        return [ref.item_id for ref in self.open_items(sub_type, cap, limit)]
+
+    def open_items(self, sub_type: int, cap: int, limit: int) -> list[ItemRef]:
+        """READY items (of PROCESSING tasks) in the fair order; with `cap`, only those orgs
+        under it may start now: at most their room each, first in their lines (the scheduler
+        sends these each pass for a capped subtype: held-back items wait here, not queued)."""
         rows = self._query(
-            ranked_ready_sql("COALESCE(i.type, t.sub_type) = ?", "r.task_status = ?"),
-            ranked_args(sub_type, TaskStatus.PROCESSING, limit),
+            ranked_ready_sql("COALESCE(i.type, t.sub_type) = ?", f"r.task_status = ? AND {ROOM}"),
+            ranked_args(sub_type, TaskStatus.PROCESSING, *room_args(sub_type, cap), limit),
         )
-        return [row["id"] for row in rows]
+        return item_refs(rows)
 
     # -- registry (registry.DatabaseRegistry) --------------------------------------------
 
