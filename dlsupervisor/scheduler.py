@@ -196,7 +196,8 @@ class Scheduler:
         # in a PROCESSING task, which re-dispatch covers; the other order could strand a
         # READY task whose items all finished.
         self.store.mark_tasks_processing(task_ids)
-        self._push(routes, routed)
+        # A capped subtype's items are sent by re-dispatch, as many as each org has room for.
+        self._push(routes, [ref for ref in routed if not routes[ref.sub_type].max_per_org])
         log.info("dispatched %d items of %d tasks (%s)", len(routed), len(task_ids), _ids(task_ids, "task"))
         return len(routed), len(unroutable)
 

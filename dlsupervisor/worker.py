@@ -236,7 +236,9 @@ class Worker:
     def _push_items(self, item_ids: list[int]) -> None:
         """Wake workers for new items now, each at its place in its org's line; if Redis is
         away the scheduler re-sends them."""
-        refs = self._with_store(lambda: self.store.ranked_items(item_ids), True) if item_ids else []
+        if not item_ids or self.sub.max_per_org:  # capped: the scheduler sends what has room
+            return
+        refs = self._with_store(lambda: self.store.ranked_items(item_ids), True)
         messages = [queue.item_message(ref.item_id) for ref in refs]
         try:
             self.queue.push(self.route.queue_key, messages, [(ref.top, ref.pos) for ref in refs])

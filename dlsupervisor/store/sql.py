@@ -110,12 +110,12 @@ def claim_sql(dialect: Dialect, item_id: int, owner: str, sub_type: int) -> tupl
     return sql, [*args, item_id, ItemStatus.READY, TaskStatus.CANCELLED, sub_type]
 
 
-def ranked_ready_sql(inner: str, outer: str) -> str:
+def ranked_ready_sql(inner: str, outer: str, order: str = "r.pos") -> str:
     """READY items of active tasks, each with its place in its org's line (`pos`, 0 first;
     `top` items first, then by id) within the subtype that serves it (fairness, contract §9).
 
     Parameters: READY (item), READY, PROCESSING (task), TOP (the pinned value), then the
-    `inner` condition's (on `i`, `t`), then the `outer` one's (on the ranked row `r`).
+    `inner` condition's (on `i`, `t`), the `outer` one's (on the ranked row `r`), `order`'s.
     """
     return (
         "SELECT r.* FROM (SELECT i.id, i.task_id, i.org_id, i.last_updated_time, t.status AS task_status, "
@@ -124,17 +124,17 @@ def ranked_ready_sql(inner: str, outer: str) -> str:
         "ORDER BY CASE WHEN t.top = ? THEN 0 ELSE 1 END, i.id) AS pos "
         "FROM download_item i JOIN download_task_main t ON t.id = i.task_id "
         f"WHERE i.status = ? AND t.status IN (?, ?) AND {inner}) r WHERE {outer} "
-        "ORDER BY r.top DESC, r.pos, r.id LIMIT ?"
+        f"ORDER BY r.top DESC, {order}, r.id LIMIT ?"
     )
 
 
 # The ranked row's org has room under a cap: its place in line is within the cap less what
 # runs (parameters: room_args).  No cap (0) lets every row through.
-ROOM = (
-    "(? = 0 OR r.pos <= ? - (SELECT COUNT(*) FROM download_item p JOIN download_task_main pt "
-    "ON pt.id = p.task_id WHERE p.org_id = r.org_id AND p.status = ? "
-    "AND COALESCE(p.type, pt.sub_type) = ?))"
-)
+RUNNING = (
+    "(SELECT COUNT(*) FROM download_item p JOIN download_task_main pt ON pt.id = p.task_id "
+    "WHERE p.org_id = r.org_id AND p.status = ? AND COALESCE(p.type, pt.sub_type) = ?)"
+)  # the ranked row's org's running items (parameters: PROCESSING, sub_type)
+ROOM = f"(? = 0 OR r.pos <= ? - {RUNNING})"
 
 
 def room_args(sub_type: int, cap: int) -> list[Any]:
@@ -351,8 +351,22 @@ class SqlStore:
 
     def ready_items(self, sub_type: int, limit: int, cap: int = 0) -> list[int]:
         """READY items of PROCESSING tasks served by `sub_type`: what a polling worker may take,
-        pinned first, then round-robin across orgs; with `cap`, only what orgs have room for."""
-        return [ref.item_id for ref in self.open_items(sub_type, cap, limit)]
+        pinned first, then the orgs running least (each poll ranks afresh: an org's running
+        items count as its places taken), with `cap` only what orgs have room for."""
+        rows = self._query(
+            ranked_ready_sql(
+                "COALESCE(i.type, t.sub_type) = ?", f"r.task_status = ? AND {ROOM}", f"r.pos + {RUNNING}"
+            ),
+            ranked_args(
+                sub_type,
+                TaskStatus.PROCESSING,
+                *room_args(sub_type, cap),
+                ItemStatus.PROCESSING,
+                sub_type,
+                limit,
+            ),
+        )
+        return [row["id"] for row in rows]
 
     def open_items(self, sub_type: int, cap: int, limit: int) -> list[ItemRef]:
         """READY items (of PROCESSING tasks) in the fair order; with `cap`, only those orgs
@@ -447,12 +461,10 @@ class SqlStore:
 
     def stale_ready_items(self, age: float, limit: int) -> list[ItemRef]:
         """READY items of PROCESSING tasks waiting longer than `age`: their wake-up was lost
-        (each with its place in its org's line, as dispatch gives it)."""
+        (each with its place in its org's line among these: only waiting rows are read)."""
         rows = self._query(
-            ranked_ready_sql(
-                "t.status = ?", f"r.task_status = ? AND r.last_updated_time < {self.dialect.now_plus}"
-            ),
-            ranked_args(TaskStatus.PROCESSING, TaskStatus.PROCESSING, self.dialect.seconds(-age), limit),
+            ranked_ready_sql(f"i.last_updated_time < {self.dialect.now_plus}", "r.task_status = ?"),
+            ranked_args(self.dialect.seconds(-age), TaskStatus.PROCESSING, limit),
         )
         return item_refs(rows)
 
