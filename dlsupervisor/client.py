@@ -13,7 +13,7 @@ from typing import Any
 
 from dlsupervisor import config, handlers, queue
 from dlsupervisor.config import Settings
-from dlsupervisor.errors import ConfigError, QueueUnavailable
+from dlsupervisor.errors import ConfigError, QueueUnavailable, StoreUnavailable
 from dlsupervisor.model import DownloadItem, DownloadTaskMain, TaskStatus
 from dlsupervisor.queue import open_queue
 from dlsupervisor.store import ApplicationStore, TaskSummary, open_store
@@ -79,9 +79,10 @@ class Client:
         item = None if multi else DownloadItem(org_id=org_id, type=info.sub_type, data=text)
         task_id, item_id = self.store.submit(task, item)
         message = queue.split_message(task_id) if multi else queue.item_message(item_id)
-        try:
-            self.queue.push(info.queue_key, [message])
-        except QueueUnavailable as exc:  # the scheduler re-sends it once Redis is back
+        try:  # an item queues at its place in its org's line (fairness, contract §9)
+            refs = [] if item_id is None else self.store.ranked_items([item_id])
+            self.queue.push(info.queue_key, [message], [(r.top, r.pos) for r in refs] or None)
+        except (QueueUnavailable, StoreUnavailable) as exc:  # the scheduler re-sends it
             log.warning("task %d: wake-up not sent (%s); the scheduler will send it", task_id, exc)
         return task_id
 

@@ -94,6 +94,7 @@ class SubtypeSettings:
     timeout: float = 600.0
     max_items: int = 0
     max_memory_mb: int = 0
+    max_per_org: int = 0  # at most this many items of one org run at once in the subtype (0: no cap)
     type: int | None = None
     sub_type: int | None = None
     queue_key: str | None = None
@@ -228,6 +229,7 @@ SUBTYPE_KEYS: Mapping[str, Parser] = MappingProxyType(
         "timeout": _nonneg_float,
         "max_items": _nonneg_int,
         "max_memory_mb": _nonneg_int,
+        "max_per_org": _nonneg_int,
         "type": int,
         "sub_type": int,
         "queue_key": _nonempty,

@@ -84,6 +84,7 @@ def registration(sub: SubtypeSettings, info: SubTypeInfo) -> Registration:
         sub_type=info.sub_type,
         queue_key=info.queue_key,
         multi=bool(info.is_multi_task),
+        max_per_org=sub.max_per_org,
     )
 
 

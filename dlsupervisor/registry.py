@@ -33,6 +33,7 @@ class Registration:
     sub_type: int
     queue_key: str
     multi: bool
+    max_per_org: int = 0  # the cap on one org's running items (0: none); carried by Redis only
 
 
 class Registry(Protocol):

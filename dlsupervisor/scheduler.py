@@ -212,7 +212,8 @@ class Scheduler:
         # in a PROCESSING task, which re-dispatch covers; the other order could strand a
         # READY task whose items all finished.
         self.store.mark_tasks_processing(task_ids)
-        self._push(routes, routed)
+        # A capped subtype's items are sent by re-dispatch, as many as each org has room for.
+        self._push(routes, [ref for ref in routed if not routes[ref.sub_type].max_per_org])
         log.info("dispatched %d items of %d tasks (%s)", len(routed), len(task_ids), _ids(task_ids, "task"))
         return len(routed), len(unroutable)
 
@@ -259,9 +260,19 @@ class Scheduler:
         return items, tasks
 
     def redispatch(self, routes: dict[int, Registration]) -> int:
-        """READY items waiting longer than redispatch_after lost their wake-up: send it again."""
+        """READY items waiting longer than redispatch_after lost their wake-up: send it again.
+
+        A capped subtype's items are sent instead when their org has room (a worker drops
+        the wake-up of an item its cap holds back): each pass, the first few in each line
+        of an org under the cap, and no others, so held-back items never cycle through
+        the queue.  ZADD LT leaves a wake-up still queued as it is.
+        """
         refs = self.store.stale_ready_items(self.conf.redispatch_after, self.conf.batch_size)
-        sent = self._push(routes, [ref for ref in refs if ref.sub_type in routes])
+        refs = [ref for ref in refs if ref.sub_type in routes and not routes[ref.sub_type].max_per_org]
+        for reg in routes.values():
+            if reg.max_per_org:
+                refs += self.store.open_items(reg.sub_type, reg.max_per_org, self.conf.batch_size)
+        sent = self._push(routes, refs)
         if sent:
             log.info("re-sent %d waiting items", sent)
         return sent
@@ -279,17 +290,23 @@ class Scheduler:
         return requeued
 
     def _push(self, routes: dict[int, Registration], refs: Iterable[ItemRef]) -> int:
+        """Wake-ups at each item's place in its org's line (the queue's fair order)."""
         pushed = 0
-        for sub_type, ids in _group(refs).items():
-            pushed += self.queue.push(routes[sub_type].queue_key, [queue.item_message(i) for i in ids])
+        for sub_type, group in _refs_by_subtype(refs).items():
+            messages = [queue.item_message(ref.item_id) for ref in group]
+            pushed += self.queue.push(routes[sub_type].queue_key, messages, [(r.top, r.pos) for r in group])
         return pushed
 
 
-def _group(refs: Iterable[ItemRef]) -> dict[int, list[int]]:
-    grouped: dict[int, list[int]] = defaultdict(list)
+def _refs_by_subtype(refs: Iterable[ItemRef]) -> dict[int, list[ItemRef]]:
+    grouped: dict[int, list[ItemRef]] = defaultdict(list)
     for ref in refs:
-        grouped[ref.sub_type].append(ref.item_id)
+        grouped[ref.sub_type].append(ref)
     return grouped
+
+
+def _group(refs: Iterable[ItemRef]) -> dict[int, list[int]]:
+    return {sub_type: [ref.item_id for ref in group] for sub_type, group in _refs_by_subtype(refs).items()}
 
 
 def _ids(ids: list[int], noun: str = "item") -> str:

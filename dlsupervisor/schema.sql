@@ -84,3 +84,12 @@ CREATE TABLE IF NOT EXISTS `dlsupervisor_file` (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='dlsupervisor: stored files, deleted on expiry';
 -- The scheduler's idle check and its deletion step read only files due now.
 CREATE INDEX IF NOT EXISTS `index_dls_file_due` ON `dlsupervisor_file` (`deleted_time`, `next_try`);
+-- Fairness (max_per_org): PROCESSING items of one org, counted before a capped claim.
+CREATE INDEX IF NOT EXISTS `index_dls_org_status` ON `download_item` (`org_id`, `status`);
+-- One row per (subtype, org) with a cap: a capped claim locks it, so two claims of one org
+-- (from any supervisor) count its running items one after the other.
+CREATE TABLE IF NOT EXISTS `dlsupervisor_org_slots` (
+  `sub_type` int NOT NULL,
+  `org_id` bigint unsigned NOT NULL,
+  PRIMARY KEY (`sub_type`, `org_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='dlsupervisor: the lock row of a capped claim';

@@ -206,9 +206,11 @@ class Worker:
         self.stop.busy = True  # from here a stop request lets the claim and the export finish
         try:
             asked = time.monotonic()
-            claim = self._with_store(lambda: self.store.claim(item_id, self.owner, self.route.sub_type))
+            claim = self._with_store(
+                lambda: self.store.claim(item_id, self.owner, self.route.sub_type, self.sub.max_per_org)
+            )
             if claim is None:
-                log.debug("worker %s: item %d is not ours to run; skipped", self.label, item_id)
+                log.debug("worker %s: item %d is not ours to run now; skipped", self.label, item_id)
                 return False
             item, token, attempt = claim.item, claim.token, claim.attempt
             if not self._still_ours(asked, lambda: self._renew_item(item_id, token)):
@@ -293,10 +295,14 @@ class Worker:
         return outcomes.check_split(task, returned)
 
     def _push_items(self, item_ids: list[int]) -> None:
-        """Wake workers for new items now; if Redis is away the scheduler re-sends them."""
-        messages = [queue.item_message(i) for i in item_ids]
+        """Wake workers for new items now, each at its place in its org's line; if Redis is
+        away the scheduler re-sends them."""
+        if not item_ids or self.sub.max_per_org:  # capped: the scheduler sends what has room
+            return
+        refs = self._with_store(lambda: self.store.ranked_items(item_ids), True)
+        messages = [queue.item_message(ref.item_id) for ref in refs]
         try:
-            self.queue.push(self.route.queue_key, messages)
+            self.queue.push(self.route.queue_key, messages, [(ref.top, ref.pos) for ref in refs])
         except UNAVAILABLE as exc:
             self._queue_outage.down(exc)
 

@@ -12,15 +12,33 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from dlsupervisor.config import Settings
-from dlsupervisor.queue.messages import ITEM, SPLIT, Popped, item_message, parse_message, split_message
+from dlsupervisor.queue.messages import (
+    ITEM,
+    SPLIT,
+    Place,
+    Popped,
+    item_message,
+    parse_message,
+    split_message,
+)
 from dlsupervisor.registry import Registration
 from dlsupervisor.store import PollingStore
 
-__all__ = ["ITEM", "SPLIT", "Popped", "Queue", "item_message", "open_queue", "parse_message", "split_message"]
+__all__ = [
+    "ITEM",
+    "SPLIT",
+    "Place",
+    "Popped",
+    "Queue",
+    "item_message",
+    "open_queue",
+    "parse_message",
+    "split_message",
+]
 
 
 class Queue(Protocol):
-    def push(self, queue_key: str, messages: Sequence[str]) -> int: ...
+    def push(self, queue_key: str, messages: Sequence[str], places: Sequence[Place] | None = None) -> int: ...
     def pop(self, route: Registration, timeout: float) -> Popped | None: ...
     def give_back(self, queue_key: str, popped: Popped) -> None: ...
     def ping(self) -> None: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ITEM = "i"
+Place = tuple[bool, int]  # (pinned, place in its org's line, 1 first): where a wake-up queues
 SPLIT = "s"
 
 

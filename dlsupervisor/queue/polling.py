@@ -12,12 +12,13 @@ import random
 import time
 from collections.abc import Sequence
 
-from dlsupervisor.queue.messages import Popped, item_message, split_message
+from dlsupervisor.queue.messages import Place, Popped, item_message, split_message
 from dlsupervisor.registry import Registration
 from dlsupervisor.store import PollingStore
 
 POLL_INTERVAL = 0.05
-CANDIDATES = 8  # pick among a few, so idle pollers do not all race for the same item
+CANDIDATES = 8  # read a few: items, then split jobs
+FIRST = 2  # pick among the first two, so two idle pollers do not always race for one item
 
 
 class PollingQueue:
@@ -26,15 +27,15 @@ class PollingQueue:
         self._lease = lease
         self._poll = poll_interval
 
-    def push(self, queue_key: str, messages: Sequence[str]) -> int:
+    def push(self, queue_key: str, messages: Sequence[str], places: Sequence[Place] | None = None) -> int:
         return 0  # pollers find READY work in the database
 
     def pop(self, route: Registration, timeout: float) -> Popped | None:
         deadline = time.monotonic() + timeout
         while True:
             work = self._work(route)
-            if work:
-                return Popped(random.choice(work))
+            if work:  # the store's order is the fair one: stray from it by one place at most
+                return Popped(random.choice(work[:FIRST]))
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
@@ -42,7 +43,9 @@ class PollingQueue:
 
     def _work(self, route: Registration) -> list[str]:
         """Messages for what the store holds READY for this subtype: items, then splits."""
-        work = [item_message(i) for i in self._store.ready_items(route.sub_type, CANDIDATES)]
+        work = [
+            item_message(i) for i in self._store.ready_items(route.sub_type, CANDIDATES, route.max_per_org)
+        ]
         if route.multi and len(work) < CANDIDATES:
             tasks = self._store.splittable_tasks((route.sub_type,), self._lease, CANDIDATES - len(work))
             work += [split_message(task_id) for task_id, _ in tasks]

@@ -2,14 +2,18 @@
 
 Key schema (all under `key_prefix`, default `dl:`):
 
-    {prefix}q:{queue_key}   zset    message `i:ID` / `s:ID` -> push time (ms); ZADD NX,
-                                    BZPOPMIN (oldest first)
+    {prefix}q:{queue_key}   zset    message `i:ID` / `s:ID` -> score (score_of: its org's
+                                    place, then push time); ZADD LT, BZPOPMIN (lowest first)
     {prefix}subtypes        hash    sub_type -> JSON registration of a live subtype (registry.py)
     {prefix}scheduler       string  the elected scheduler's id, with a TTL (election.py)
 
 A sorted set holds a message at most once, so re-sending READY work (the
 scheduler's re-dispatch, two schedulers at once) never queues it twice, and
-NX keeps a re-sent message in its place.  BZPOPMIN takes the oldest message
+LT only ever moves a re-sent message forward.  The score makes the set
+fair (contract §9): an item's place in its org's line (the store ranks READY
+items per org and subtype) comes first, its push time second, so the orgs'
+first items go before anyone's second, and so on; a pinned task's items sit
+in a band below every unpinned one.  BZPOPMIN takes the oldest message
 and removes it in one atomic step: a pop is one round trip, and nothing is
 left marked if the popper dies right after.  Nothing here is the record of
 anything: FLUSHALL loses wake-ups only, and the scheduler re-sends READY work.
@@ -25,10 +29,20 @@ import redis
 from dlsupervisor.config import RedisSettings
 from dlsupervisor.connections import redis_client
 from dlsupervisor.errors import QueueUnavailable
-from dlsupervisor.queue.messages import Popped
+from dlsupervisor.queue.messages import Place, Popped
 from dlsupervisor.registry import Registration
 
 _ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+EPOCH_MS = 1_700_000_000_000  # push times count from here, so they stay small beside a place
+PLACE = 2**40  # one place in an org's line outweighs 34 years of push times
+PINNED = 2**12  # pinned items sit this many places ahead: below every unpinned one
+
+
+def score_of(place: Place, now_ms: int) -> float:
+    """The wake-up's score: its place in its org's line, then its push time; pinned first."""
+    pinned, pos = place
+    band = min(max(pos, 1), PINNED - 1) - PINNED if pinned else max(pos, 1)
+    return float(band * PLACE + now_ms - EPOCH_MS)
 
 
 class RedisQueue:
@@ -39,13 +53,16 @@ class RedisQueue:
     def queue_key(self, queue_key: str) -> str:
         return f"{self.prefix}q:{queue_key}"
 
-    def push(self, queue_key: str, messages: Sequence[str]) -> int:
-        """Queue what is not queued yet; returns how many were new."""
+    def push(self, queue_key: str, messages: Sequence[str], places: Sequence[Place] | None = None) -> int:
+        """Queue what is not queued yet, at its place (default: first in line, unpinned);
+        a message queued already only ever moves forward.  Returns how many were new."""
         if not messages:
             return 0
         now_ms = int(time.time() * 1000)
+        places = places or [(False, 1)] * len(messages)
+        scores = {m: score_of(p, now_ms) for m, p in zip(messages, places, strict=True)}
         try:
-            return int(self._client.zadd(self.queue_key(queue_key), dict.fromkeys(messages, now_ms), nx=True))
+            return int(self._client.zadd(self.queue_key(queue_key), scores, lt=True))
         except _ERRORS as exc:
             raise QueueUnavailable(f"redis: {exc}") from exc
 
@@ -59,7 +76,7 @@ class RedisQueue:
     def give_back(self, queue_key: str, popped: Popped) -> None:
         """Queue a popped message again with its score, so it keeps its place (NX: a copy
         re-sent meanwhile stays as it is)."""
-        score = popped.score if popped.score is not None else time.time() * 1000
+        score = popped.score if popped.score is not None else score_of((False, 1), int(time.time() * 1000))
         try:
             self._client.zadd(self.queue_key(queue_key), {popped.text: score}, nx=True)
         except _ERRORS as exc:

@@ -285,8 +285,11 @@ class MySQLStore(SqlStore):
         ids = [int(result.insert_id) for result in results[1:-1]]
         return ids[0], ids[1] if item is not None else None
 
-    def claim(self, item_id: int, owner: str, sub_type: int) -> Claim | None:
-        """sql.py's claim and the read-back, two statements in one round trip."""
+    def claim(self, item_id: int, owner: str, sub_type: int, cap: int = 0) -> Claim | None:
+        """sql.py's claim and the read-back, two statements in one round trip (a capped
+        claim is sql.py's own: a lock, a count, then the claim)."""
+        if cap:
+            return super().claim(item_id, owner, sub_type, cap)
         sql, args = claim_sql(self.dialect, item_id, owner, sub_type)
         with self._cursor() as cursor:
             results = self._multi_statement(

@@ -21,6 +21,8 @@ class ItemRef:
     item_id: int
     task_id: int
     sub_type: int  # the sub_type that serves it: the item's own type, else its task's sub_type
+    top: bool = False  # its task is pinned (`top = 1`): it goes before every unpinned item
+    pos: int = 1  # its place in its org's line within the subtype (1 first): the queue's order
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,10 @@ def claim_of(row: dict[str, Any] | None, owner: str) -> Claim | None:
 
 
 def item_refs(rows: Iterable[dict[str, Any]]) -> list[ItemRef]:
-    return [ItemRef(r["id"], r["task_id"], r["sub_type"]) for r in rows]
+    return [
+        ItemRef(r["id"], r["task_id"], r["sub_type"], bool(r.get("top")), int(r.get("pos") or 1))
+        for r in rows
+    ]
 
 
 def tallies(rows: Iterable[dict[str, Any]]) -> list[Tally]:

@@ -93,3 +93,12 @@ CREATE TABLE IF NOT EXISTS dlsupervisor_file (
   deleted_time TEXT DEFAULT NULL
 );
 CREATE INDEX IF NOT EXISTS index_file_dls_due ON dlsupervisor_file (deleted_time, next_try);
+-- Fairness (max_per_org): PROCESSING items of one org, counted before a capped claim.
+CREATE INDEX IF NOT EXISTS index_item_dls_org_status ON download_item (org_id, status);
+-- One row per (subtype, org) with a cap: the lock row of a capped claim (MySQL; on SQLite
+-- BEGIN IMMEDIATE already runs claims one after the other).
+CREATE TABLE IF NOT EXISTS dlsupervisor_org_slots (
+  sub_type INTEGER NOT NULL,
+  org_id INTEGER NOT NULL,
+  PRIMARY KEY (sub_type, org_id)
+);

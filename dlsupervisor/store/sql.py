@@ -43,6 +43,7 @@ REGISTRATION_COLUMNS = ("sub_type", "name", "type", "queue_key", "multi")
 # Stored files due for deletion (index_dls_file_due): `{now}` is the dialect's clock.
 FILES_DUE = "SELECT 1 FROM dlsupervisor_file WHERE deleted_time IS NULL AND next_try <= {now}"
 FILE_COLUMNS = ("storage_key", "stored_time", "next_try", "attempts", "deleted_time")
+TOP = 1  # download_task_main.top of a pinned task: its items go first
 
 
 class Failure(enum.Enum):
@@ -113,6 +114,42 @@ def claim_sql(dialect: Dialect, item_id: int, owner: str, sub_type: int) -> tupl
     )
     args: list[Any] = [ItemStatus.PROCESSING, *(v for case in cases for v in case), first]
     return sql, [*args, item_id, ItemStatus.READY, TaskStatus.CANCELLED, sub_type]
+
+
+def ranked_ready_sql(inner: str, outer: str, order: str = "r.pos") -> str:
+    """READY items of active tasks, each with its place in its org's line (`pos`, 0 first;
+    `top` items first, then by id) within the subtype that serves it (fairness, contract §9).
+
+    Parameters: READY (item), READY, PROCESSING (task), TOP (the pinned value), then the
+    `inner` condition's (on `i`, `t`), the `outer` one's (on the ranked row `r`), `order`'s.
+    """
+    return (
+        "SELECT r.* FROM (SELECT i.id, i.task_id, i.org_id, i.last_updated_time, t.status AS task_status, "
+        "COALESCE(i.type, t.sub_type) AS sub_type, CASE WHEN t.top = ? THEN 1 ELSE 0 END AS top, "
+        "ROW_NUMBER() OVER (PARTITION BY COALESCE(i.type, t.sub_type), i.org_id "
+        "ORDER BY CASE WHEN t.top = ? THEN 0 ELSE 1 END, i.id) AS pos "
+        "FROM download_item i JOIN download_task_main t ON t.id = i.task_id "
+        f"WHERE i.status = ? AND t.status IN (?, ?) AND {inner}) r WHERE {outer} "
+        f"ORDER BY r.top DESC, {order}, r.id LIMIT ?"
+    )
+
+
+# The ranked row's org has room under a cap: its place in line is within the cap less what
+# runs (parameters: room_args).  No cap (0) lets every row through.
+RUNNING = (
+    "(SELECT COUNT(*) FROM download_item p JOIN download_task_main pt ON pt.id = p.task_id "
+    "WHERE p.org_id = r.org_id AND p.status = ? AND COALESCE(p.type, pt.sub_type) = ?)"
+)  # the ranked row's org's running items (parameters: PROCESSING, sub_type)
+ROOM = f"(? = 0 OR r.pos <= ? - {RUNNING})"
+
+
+def room_args(sub_type: int, cap: int) -> list[Any]:
+    return [cap, cap, ItemStatus.PROCESSING, sub_type]
+
+
+def ranked_args(*args: Any) -> list[Any]:
+    """The leading parameters of ranked_ready_sql, before its conditions' own."""
+    return [TOP, TOP, ItemStatus.READY, TaskStatus.READY, TaskStatus.PROCESSING, *args]
 
 
 def _case_args(decisions: Sequence[Decision]) -> list[Any]:
@@ -221,13 +258,41 @@ class SqlStore:
 
     # -- worker ------------------------------------------------------------------------
 
-    def claim(self, item_id: int, owner: str, sub_type: int) -> Claim | None:
-        """Claim a READY item of a task not cancelled, served by `sub_type`, and read it back."""
+    def claim(self, item_id: int, owner: str, sub_type: int, cap: int = 0) -> Claim | None:
+        """Claim a READY item of a task not cancelled, served by `sub_type`, and read it back.
+
+        With `cap` (max_per_org), only while fewer than `cap` items of its org run in
+        `sub_type`: the org's lock row is taken first, so claims of one org, from any
+        supervisor, count one after the other.  The count is the transaction's first
+        plain read, made after the lock: it sees every claim committed before it.
+        """
+        org = self._query("SELECT org_id FROM download_item WHERE id = ?", (item_id,)) if cap else []
         sql, args = claim_sql(self.dialect, item_id, owner, sub_type)
         with self._transaction() as session:
+            if org and self._running(session, sub_type, org[0]["org_id"]) >= cap:
+                return None  # held back: the scheduler sends it again when the org has room
             session.execute(sql, args)
             rows = session.query("SELECT * FROM download_item WHERE id = ?", (item_id,))
         return claim_of(rows[0] if rows else None, owner)
+
+    def _running(self, session: Session, sub_type: int, org_id: int) -> int:
+        """Lock the org's slot row (creating it the first time), then count its running items."""
+        key = (sub_type, org_id)
+        where = "WHERE sub_type = ? AND org_id = ?"
+        if not session.query(
+            f"SELECT sub_type FROM dlsupervisor_org_slots {where}{self.dialect.for_update}", key
+        ):
+            session.execute(
+                "INSERT INTO dlsupervisor_org_slots (sub_type, org_id) VALUES (?, ?) "
+                + self.dialect.upsert("sub_type, org_id", ["sub_type"]),
+                key,
+            )
+        rows = session.query(
+            "SELECT COUNT(*) AS n FROM download_item i JOIN download_task_main t ON t.id = i.task_id "
+            "WHERE i.org_id = ? AND i.status = ? AND COALESCE(i.type, t.sub_type) = ?",
+            (org_id, ItemStatus.PROCESSING, sub_type),
+        )
+        return int(rows[0]["n"])
 
     def record(self, item_id: int, token: str, outcome: Outcome, file_ttl: int) -> bool:
         d = self.dialect
@@ -306,15 +371,34 @@ class SqlStore:
             == 1
         )
 
-    def ready_items(self, sub_type: int, limit: int) -> list[int]:
-        """READY items of PROCESSING tasks served by `sub_type`: what a polling worker may take."""
+    def ready_items(self, sub_type: int, limit: int, cap: int = 0) -> list[int]:
+        """READY items of PROCESSING tasks served by `sub_type`: what a polling worker may take,
+        pinned first, then the orgs running least (each poll ranks afresh: an org's running
+        items count as its places taken), with `cap` only what orgs have room for."""
         rows = self._query(
-            "SELECT i.id FROM download_item i JOIN download_task_main t ON t.id = i.task_id "
-            "WHERE i.status = ? AND t.status = ? AND COALESCE(i.type, t.sub_type) = ? "
-            "ORDER BY i.last_updated_time LIMIT ?",
-            (ItemStatus.READY, TaskStatus.PROCESSING, sub_type, limit),
+            ranked_ready_sql(
+                "COALESCE(i.type, t.sub_type) = ?", f"r.task_status = ? AND {ROOM}", f"r.pos + {RUNNING}"
+            ),
+            ranked_args(
+                sub_type,
+                TaskStatus.PROCESSING,
+                *room_args(sub_type, cap),
+                ItemStatus.PROCESSING,
+                sub_type,
+                limit,
+            ),
         )
         return [row["id"] for row in rows]
+
+    def open_items(self, sub_type: int, cap: int, limit: int) -> list[ItemRef]:
+        """READY items (of PROCESSING tasks) in the fair order; with `cap`, only those orgs
+        under it may start now: at most their room each, first in their lines (the scheduler
+        sends these each pass for a capped subtype: held-back items wait here, not queued)."""
+        rows = self._query(
+            ranked_ready_sql("COALESCE(i.type, t.sub_type) = ?", f"r.task_status = ? AND {ROOM}"),
+            ranked_args(sub_type, TaskStatus.PROCESSING, *room_args(sub_type, cap), limit),
+        )
+        return item_refs(rows)
 
     # -- registry (registry.DatabaseRegistry) --------------------------------------------
 
@@ -361,15 +445,13 @@ class SqlStore:
         return bool(rows[0]["busy"])
 
     def dispatchable_items(self, sub_types: Sequence[int], limit: int) -> list[ItemRef]:
-        """READY items of READY tasks of single-item subtypes, oldest task first."""
+        """READY items of READY tasks of single-item subtypes, pinned first, then round-robin
+        across orgs (each item's place counts its org's READY items already dispatched)."""
         if not sub_types:
             return []
         rows = self._query(
-            "SELECT i.id, i.task_id, COALESCE(i.type, t.sub_type) AS sub_type "
-            "FROM download_task_main t JOIN download_item i ON i.task_id = t.id "
-            f"WHERE t.status = ? AND t.sub_type IN ({marks(sub_types)}) AND i.status = ? "
-            "ORDER BY t.id, i.id LIMIT ?",
-            (TaskStatus.READY, *sub_types, ItemStatus.READY, limit),
+            ranked_ready_sql(f"t.sub_type IN ({marks(sub_types)})", "r.task_status = ?"),
+            ranked_args(*sub_types, TaskStatus.READY, limit),
         )
         return item_refs(rows)
 
@@ -403,13 +485,24 @@ class SqlStore:
         return sorted(r["sub_type"] for r in rows)
 
     def stale_ready_items(self, age: float, limit: int) -> list[ItemRef]:
-        """READY items of PROCESSING tasks waiting longer than `age`: their wake-up was lost."""
+        """READY items of PROCESSING tasks waiting longer than `age`: their wake-up was lost
+        (each with its place in its org's line among these: only waiting rows are read)."""
         rows = self._query(
-            "SELECT i.id, i.task_id, COALESCE(i.type, t.sub_type) AS sub_type "
-            "FROM download_item i JOIN download_task_main t ON t.id = i.task_id "
-            f"WHERE i.status = ? AND i.last_updated_time < {self.dialect.now_plus} "
-            "AND t.status = ? ORDER BY i.last_updated_time LIMIT ?",
-            (ItemStatus.READY, self.dialect.seconds(-age), TaskStatus.PROCESSING, limit),
+            ranked_ready_sql(f"i.last_updated_time < {self.dialect.now_plus}", "r.task_status = ?"),
+            ranked_args(self.dialect.seconds(-age), TaskStatus.PROCESSING, limit),
+        )
+        return item_refs(rows)
+
+    def ranked_items(self, item_ids: Sequence[int]) -> list[ItemRef]:
+        """These READY items with their places in their orgs' lines (a split's new items)."""
+        if not item_ids:
+            return []
+        rows = self._query(
+            ranked_ready_sql(
+                f"i.org_id IN (SELECT org_id FROM download_item WHERE id IN ({marks(item_ids)}))",
+                f"r.id IN ({marks(item_ids)})",
+            ),
+            ranked_args(*item_ids, *item_ids, len(item_ids)),
         )
         return item_refs(rows)
 
