@@ -69,3 +69,16 @@ CREATE TABLE IF NOT EXISTS `dlsupervisor_subtype` (
   `seen_time` timestamp(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   PRIMARY KEY (`sub_type`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='dlsupervisor: subtypes served by live workers';
+
+-- Export progress (contract.md §9): one row per item whose export reported any, written by
+-- the master at most once a second per item.  The business application reads a task's
+-- progress by task_id (the README's "Progress" section has the query).
+CREATE TABLE IF NOT EXISTS `dlsupervisor_progress` (
+  `item_id` bigint unsigned NOT NULL,
+  `task_id` bigint NOT NULL,
+  `done` bigint NOT NULL DEFAULT '0',
+  `total` bigint DEFAULT NULL,
+  `updated_time` timestamp(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  PRIMARY KEY (`item_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='dlsupervisor: progress of running exports';
+CREATE INDEX IF NOT EXISTS `index_dls_progress_task` ON `dlsupervisor_progress` (`task_id`);

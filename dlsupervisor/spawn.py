@@ -114,6 +114,9 @@ class TitledSlot:
     def beat(self, now: float | None = None) -> None:
         self._slot.beat(now)
 
+    def progress(self, done: int, total: int | None = None) -> None:
+        self._slot.progress(done, total)
+
     @property
     def control(self) -> Control:
         return self._slot.control

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from dlsupervisor import entrypoints
@@ -35,6 +36,7 @@ class DownloadTaskBase:
 
     task_info: SubTypeInfo | None = None
     timeout: float = 600.0
+    _progress_sink: Callable[[int, int | None], None] | None = None  # set by the worker
 
     def __init__(
         self,
@@ -65,6 +67,21 @@ class DownloadTaskBase:
     def export(self, task_item: DownloadItem, data_obj: dict) -> tuple[Any, Any, Any]:
         """Produce the file; return (url, md5, file_name)."""
         raise NotImplementedError(f"{type(self).__name__}.export")
+
+    def progress(self, done: int, total: int | None = None) -> None:
+        """Report how far the current item's export is: `done` rows (or units) of `total`
+        (None: unknown).  Cheap enough to call per row: it writes shared memory only; the
+        master records it at most once a second (contract.md §9)."""
+        if isinstance(done, bool) or not isinstance(done, int) or done < 0:
+            raise ValueError(f"progress: done must be a non-negative int, not {done!r}")
+        if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 0):
+            raise ValueError(f"progress: total must be a non-negative int or None, not {total!r}")
+        if self._progress_sink is not None:
+            self._progress_sink(done, total)
+
+    def bind_progress(self, sink: Callable[[int, int | None], None] | None) -> None:
+        """Where `progress` goes: the worker's slot (worker.py); None when no worker runs it."""
+        self._progress_sink = sink
 
     def split_task(self, task: DownloadTaskMain) -> list[DownloadItem]:
         """Multi-item subtypes: return the items (DownloadItem) a task is made of."""

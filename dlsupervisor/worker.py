@@ -69,6 +69,7 @@ class Worker:
         self.pid = os.getpid()
         self.owner = remarks.owner(host, self.pid)
         self.slot = slot or NullSlot()
+        handler.bind_progress(self.slot.progress)
         self.stop = stop or StopState()
         self.parent_alive = parent_alive
         self.items_done = 0

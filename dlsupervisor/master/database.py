@@ -25,7 +25,7 @@ from dlsupervisor.fence import Fence
 from dlsupervisor.model import ItemStatus
 from dlsupervisor.retry import UNAVAILABLE, Outage, error_kind
 from dlsupervisor.slots import SlotState
-from dlsupervisor.store import Outcome, Store, open_store
+from dlsupervisor.store import Outcome, ProgressReport, Store, open_store
 
 log = logging.getLogger("dlsupervisor.master")
 
@@ -207,6 +207,11 @@ class MasterDatabase:
         done, _ = self.call(lambda s: s.heartbeat(items, tasks), "heartbeat")
         if done:
             self.fence.answered(sent)
+        return done
+
+    def write_progress(self, reports: list[ProgressReport]) -> bool:
+        """Progress is not an outcome: not kept for later when the database does not take it."""
+        done, _ = self.call(lambda s: s.write_progress(reports), "progress")
         return done
 
     def held_states(self, items: Sequence[int]) -> dict[int, tuple[int, str | None, int | None]] | None:

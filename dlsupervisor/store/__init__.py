@@ -20,7 +20,16 @@ from dlsupervisor.config import DatabaseSettings
 from dlsupervisor.election import LockStore
 from dlsupervisor.model import DownloadItem, DownloadTaskMain
 from dlsupervisor.registry import Registration, RegistrationStore
-from dlsupervisor.store.records import Claim, Decision, ItemRef, Outcome, Tally, TaskSummary
+from dlsupervisor.store.records import (
+    Claim,
+    Decision,
+    ItemRef,
+    Outcome,
+    Progress,
+    ProgressReport,
+    Tally,
+    TaskSummary,
+)
 
 __all__ = [
     "ApplicationStore",
@@ -30,6 +39,8 @@ __all__ = [
     "MasterStore",
     "Outcome",
     "PollingStore",
+    "Progress",
+    "ProgressReport",
     "Registration",
     "SchedulerStore",
     "Store",
@@ -102,6 +113,7 @@ class MasterStore(Connected, Protocol):
     def held_states(self, item_ids: Sequence[int]) -> dict[int, tuple[int, str | None, int | None]]: ...
     def requeue(self, item_id: int, token: str, status: int, remark: str, lease: float | None) -> bool: ...
     def release_split(self, task_id: int, token: str) -> bool: ...
+    def write_progress(self, reports: Sequence[ProgressReport]) -> None: ...
 
 
 class Store(

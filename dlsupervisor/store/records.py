@@ -44,6 +44,15 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class ProgressReport:
+    """One running item's progress as its worker's slot says, for the master to write."""
+
+    item_id: int
+    done: int
+    total: int | None
+
+
+@dataclass(frozen=True)
 class Tally:
     """A PROCESSING task whose items are all terminal, counted by status."""
 
@@ -56,9 +65,18 @@ class Tally:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """How far a task's exports are, summed over its running and DONE items (contract.md §9)."""
+
+    done: int
+    total: int | None  # None unless every item that reported progress gave a total
+
+
+@dataclass(frozen=True)
 class TaskSummary:
     task: DownloadTaskMain
     counts: dict[int, int]  # item status -> how many
+    progress: Progress | None = None  # None: no item reported progress
 
 
 TASK_INSERT_COLUMNS = tuple(
@@ -90,12 +108,22 @@ def tallies(rows: Iterable[dict[str, Any]]) -> list[Tally]:
     ]
 
 
-def summaries(tasks: list[dict[str, Any]], counts: Iterable[dict[str, Any]]) -> list[TaskSummary]:
-    """Tasks with their items counted by status, from `task_id, status, n` rows."""
+def summaries(
+    tasks: list[dict[str, Any]], counts: Iterable[dict[str, Any]], progress: Iterable[dict[str, Any]] = ()
+) -> list[TaskSummary]:
+    """Tasks with their items counted by status, from `task_id, status, n` rows, and their
+    progress from `task_id, done, total, known, n` rows."""
     by_task: dict[int, dict[int, int]] = {row["id"]: {} for row in tasks}
     for row in counts:
         by_task[row["task_id"]][row["status"]] = int(row["n"])
-    return [TaskSummary(DownloadTaskMain(row), by_task[row["id"]]) for row in tasks]
+    sums = {row["task_id"]: progress_of(row) for row in progress}
+    return [TaskSummary(DownloadTaskMain(row), by_task[row["id"]], sums.get(row["id"])) for row in tasks]
+
+
+def progress_of(row: dict[str, Any]) -> Progress:
+    """A task's progress row: the total counts only if every reporting item gave one."""
+    known = int(row["known"]) == int(row["n"])
+    return Progress(int(row["done"] or 0), int(row["total"]) if known and row["total"] is not None else None)
 
 
 def split_closures(decisions: Sequence[Decision]) -> tuple[dict[int, list[int]], list[Decision]]:

@@ -82,3 +82,14 @@ CREATE TABLE IF NOT EXISTS dlsupervisor_subtype (
   multi INTEGER NOT NULL DEFAULT 0,
   seen_time TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
 );
+
+-- Export progress (contract.md §9): one row per item whose export reported any, written by
+-- the master at most once a second per item.
+CREATE TABLE IF NOT EXISTS dlsupervisor_progress (
+  item_id INTEGER NOT NULL PRIMARY KEY,
+  task_id INTEGER NOT NULL,
+  done INTEGER NOT NULL DEFAULT 0,
+  total INTEGER DEFAULT NULL,
+  updated_time TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
+);
+CREATE INDEX IF NOT EXISTS index_dls_progress_task ON dlsupervisor_progress (task_id);

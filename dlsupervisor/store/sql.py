@@ -26,6 +26,7 @@ from dlsupervisor.store.records import (
     Decision,
     ItemRef,
     Outcome,
+    ProgressReport,
     Tally,
     TaskSummary,
     claim_of,
@@ -169,7 +170,20 @@ class SqlStore:
             "GROUP BY task_id, status",
             ids,
         )
-        return summaries(rows, counts)
+        return summaries(rows, counts, self.task_progress(ids))
+
+    def task_progress(self, task_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """Progress summed per task over its PROCESSING and DONE items (a DONE item with a
+        total counts as complete; a requeued or failed one not at all), by the task_id index."""
+        if not task_ids:
+            return []
+        return self._query(
+            "SELECT p.task_id, SUM(CASE WHEN i.status = ? AND p.total IS NOT NULL THEN p.total "
+            "ELSE p.done END) AS done, SUM(p.total) AS total, COUNT(p.total) AS known, COUNT(*) AS n "
+            "FROM dlsupervisor_progress p JOIN download_item i ON i.id = p.item_id "
+            f"WHERE p.task_id IN ({marks(task_ids)}) AND i.status IN (?, ?) GROUP BY p.task_id",
+            (ItemStatus.DONE, *task_ids, ItemStatus.PROCESSING, ItemStatus.DONE),
+        )
 
     def cancel_task(self, task_id: int) -> int | None:
         """Cancel a task not yet finished; return its status after the call (None: no such task)."""
@@ -542,6 +556,20 @@ class SqlStore:
                     f"WHERE id IN ({marks(ids)}) AND {d.keyed('status')} = ?",
                     (*ids, status),
                 )
+
+    def write_progress(self, reports: Sequence[ProgressReport]) -> None:
+        """The master's once-a-second write of its exports' progress: one upsert per item,
+        only while the item is PROCESSING (a late report never touches a finished item)."""
+        if not reports:
+            return
+        d = self.dialect
+        sql = (
+            "INSERT INTO dlsupervisor_progress (item_id, task_id, done, total, updated_time) "
+            f"SELECT id, task_id, ?, ?, {d.now} FROM download_item WHERE id = ? AND {d.keyed('status')} = ? "
+            + d.upsert("item_id", ["task_id", "done", "total", "updated_time"])
+        )
+        with self._transaction() as session:
+            session.executemany(sql, [(r.done, r.total, r.item_id, ItemStatus.PROCESSING) for r in reports])
 
     def held_states(self, item_ids: Sequence[int]) -> dict[int, tuple[int, str | None, int | None]]:
         """item id -> (status, remark, its task's status), for the items a master's workers hold."""

@@ -3,7 +3,7 @@ every behaviour the suites need.  Each run appends lifecycle markers to the file
 by data["log"] (`START item pid`, `END item`), so tests wait on markers, not on time.
 
 data keys: do = ok | raise | bad | none | sleep | hang | ignore_term | grandchild |
-segfault | exit | alloc; seconds (for sleep); code (for exit); reject (bool).
+segfault | exit | alloc | progress; seconds (for sleep, progress); code (for exit); reject (bool).
 """
 
 from __future__ import annotations
@@ -83,6 +83,11 @@ class Behaviour(DownloadTaskBase):
                     time.sleep(3600)
             except BaseException:  # an export that swallows even the master's abort
                 mark(data, f"SWALLOWED {item.id}")
+        elif do == "progress":  # `steps` reports over `seconds`, with a total unless total=false
+            steps, seconds = int(data.get("steps", 100)), float(data.get("seconds", 1))
+            for done in range(1, steps + 1):
+                self.progress(done * 10, steps * 10 if data.get("total", True) else None)
+                time.sleep(seconds / steps)
         elif do == "alloc":
             self.ballast = bytearray(int(data.get("mb", 100)) * 1_000_000)
         name = data.get("file_name", f"item-{item.id}.csv")
