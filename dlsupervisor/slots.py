@@ -34,6 +34,10 @@ class SlotState(IntEnum):
     ITEM = 2  # exporting work_id (an item)
     SPLIT = 3  # splitting work_id (a task)
     STOPPING = 4
+    NOTICE = 5  # delivering a completion notice of task work_id (under the subtype's timeout)
+
+
+WORKING = (SlotState.ITEM, SlotState.SPLIT, SlotState.NOTICE)  # states the master times out
 
 
 class Control(IntEnum):

@@ -108,6 +108,8 @@ class TitledSlot:
             setproctitle.setproctitle(f"{self._prefix} item {work_id}")
         elif state == SlotState.SPLIT:
             setproctitle.setproctitle(f"{self._prefix} split {work_id}")
+        elif state == SlotState.NOTICE:
+            setproctitle.setproctitle(f"{self._prefix} notice {work_id}")
         else:
             setproctitle.setproctitle(f"{self._prefix} idle")
 

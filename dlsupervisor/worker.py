@@ -19,6 +19,7 @@ from dlsupervisor import outcomes, queue, remarks
 from dlsupervisor.config import Settings, SubtypeSettings
 from dlsupervisor.errors import EX_ORPHANED, EX_RECYCLE, Aborted
 from dlsupervisor.model import DownloadItem, DownloadTaskMain, ItemStatus, TaskStatus
+from dlsupervisor.notices import Notices
 from dlsupervisor.queue import Queue
 from dlsupervisor.registry import REGISTER_EVERY, Registration, Registry, open_registry
 from dlsupervisor.retry import UNAVAILABLE, Outage, Refusals, retrying
@@ -70,6 +71,9 @@ class Worker:
         self.owner = remarks.owner(host, self.pid)
         self.slot = slot or NullSlot()
         handler.bind_progress(self.slot.progress)
+        self.notices = Notices(
+            sub, route.sub_type, handler, store, settings.web.secret, self._with_store, self.slot
+        )
         self.stop = stop or StopState()
         self.parent_alive = parent_alive
         self.items_done = 0
@@ -110,6 +114,7 @@ class Worker:
         self.slot.beat(now)
         if now - self._registered_at >= REGISTER_EVERY:
             self.register()
+        self.deliver_notices()
         message = self._with_queue(lambda: self.queue.pop(self.route, timeout))
         if message is None:
             return False
@@ -123,6 +128,14 @@ class Worker:
         else:
             self.run_split(number)
         return True
+
+    def deliver_notices(self) -> int:
+        """Completion notices due for this subtype, between items (notices.py)."""
+        self.stop.busy = True  # a stop request lets a notice being delivered finish
+        try:
+            return self.notices.deliver_due()
+        finally:
+            self.stop.busy = False
 
     def register(self) -> None:
         try:

@@ -51,6 +51,8 @@ class Work:
             return None
         if view.state == SlotState.SPLIT:
             return cls(view.state, view.work_id, remarks.split_token(host, child.pid))
+        if view.state == SlotState.NOTICE:
+            return cls(view.state, view.work_id, "")
         return cls(view.state, view.work_id, remarks.claim_token(host, child.pid, view.attempt))
 
 
@@ -183,7 +185,9 @@ class MasterDatabase:
     def settle(self, work: Work, ending: Ending) -> None:
         """Record how a child's work ended: the one place the master writes an outcome."""
         wid, token = work.work_id, work.token
-        if work.kind == SlotState.SPLIT:
+        if work.kind == SlotState.NOTICE:  # nothing to record: its claim runs out and it is retried
+            log.warning("task %d: notice interrupted (%s); it will be retried", wid, ending.kind.value)
+        elif work.kind == SlotState.SPLIT:
             if ending.kind is EndingKind.FAILED:
                 remark = f"{remarks.SPLIT_FAILED} {ending.remark}"
                 self.write(f"task {wid}: {remark}", lambda s: s.fail_task(wid, remark, token))

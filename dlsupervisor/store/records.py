@@ -6,6 +6,7 @@ apart from the interfaces so a backend never imports the package that opens it.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,32 @@ class Outcome:
     url: str | None = None
     md5: str | None = None
     file_name: str | None = None
+
+
+class NoticeState(enum.IntEnum):
+    """dlsupervisor_notice.state."""
+
+    PENDING = 0
+    DELIVERED = 1
+    NOT_APPLICABLE = 2  # the subtype has no on_task_finished (hook) or no notify_url (webhook)
+    GIVEN_UP = -1  # undeliverable for notify_for
+
+
+@dataclass(frozen=True)
+class NoticeRef:
+    """A due completion notice, as read (its attempts fence the claim)."""
+
+    task_id: int
+    kind: str  # "hook" or "webhook"
+    status: int  # the task's status when it closed: DONE or FAILED
+    attempts: int
+    overdue: bool  # pending longer than notify_for: give it up
+
+
+def notice_refs(rows: Iterable[dict[str, Any]]) -> list[NoticeRef]:
+    return [
+        NoticeRef(r["task_id"], r["kind"], r["status"], int(r["attempts"]), bool(r["overdue"])) for r in rows
+    ]
 
 
 @dataclass(frozen=True)
