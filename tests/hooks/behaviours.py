@@ -132,3 +132,18 @@ class CrashOnStart(Behaviour):
 
     def __init__(self, *args, **kwargs) -> None:
         raise RuntimeError("cannot connect to the export service")
+
+
+class Notifying(Behaviour):
+    """Has on_task_finished: marks `NOTICE task pid status` in the task's data["log"]; raises on
+    its first data["notice_fails"] runs (counted from the markers)."""
+
+    task_info = SubTypeInfo(task_name="Notifying", type=13, sub_type=18, queue_key="notifying")
+
+    def on_task_finished(self, task: DownloadTaskMain) -> None:
+        data = json.loads(task.data or "{}")
+        mark(data, f"NOTICE {task.id} {os.getpid()} {task.status}")
+        with open(data["log"], encoding="utf-8") as handle:
+            runs = sum(1 for line in handle if line.startswith(f"NOTICE {task.id} "))
+        if runs <= int(data.get("notice_fails", 0)):
+            raise RuntimeError("the application is not answering")
