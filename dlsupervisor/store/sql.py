@@ -541,10 +541,18 @@ class SqlStore:
 
     def _create_notices(self, session: Session, task_ids: list[int]) -> None:
         """A notice of each kind for the tasks among these that closed DONE or FAILED with
-        `notify = 1`; a notice already there is kept (its key is (task_id, kind))."""
+        `notify = 1`; a notice already there is kept (its key is (task_id, kind)).  Read by
+        primary key first, so the seed's scripts, which never set `notify`, need no new table."""
         if not task_ids:
             return
         d = self.dialect
+        notifying = session.query(
+            f"SELECT id FROM download_task_main WHERE id IN ({marks(task_ids)}) AND notify = ?",
+            (*task_ids, 1),
+        )
+        task_ids = [row["id"] for row in notifying]
+        if not task_ids:
+            return
         for kind in NOTICE_KINDS:
             session.execute(
                 "INSERT INTO dlsupervisor_notice (task_id, kind, sub_type, status, next_try) "
