@@ -1,12 +1,16 @@
 """Progress, child → slot → master → database (contract.md §9), with the master's fake clock:
-an export reporting every few milliseconds costs the database at most one write a second."""
+an export reporting every few milliseconds costs the database at most one write a second;
+and a notice being delivered is timed out like an export."""
 
 from __future__ import annotations
+
+import signal
 
 import pytest
 
 from dlsupervisor import logsetup, statusfile
-from dlsupervisor.model import TaskStatus
+from dlsupervisor.child import ChildState, KillReason
+from dlsupervisor.model import ItemStatus, TaskStatus
 from dlsupervisor.progress import task_text, text
 from dlsupervisor.slots import Slot, SlotState
 from dlsupervisor.store import Progress
@@ -19,11 +23,27 @@ from tests.unit.test_master import Harness
 def harness(sqlite_env, monkeypatch):
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     monkeypatch.setattr(logsetup, "configure", lambda *args: None)
-    return Harness(sqlite_env)
+    return lambda **kwargs: Harness(sqlite_env, **kwargs)
+
+
+def test_a_notice_delivery_is_timed_out_like_an_export_and_records_nothing(harness):
+    """A hook past the subtype's timeout is killed; its notice's claim runs out and it is
+    retried (notices.py), so the master has nothing to write (an item with the task's id
+    is left alone)."""
+    h = harness(subtypes={"behaviour": {"handler": "tests.hooks.behaviours:Behaviour", "timeout": 2}})
+    h.boot()
+    child = h.child("behaviour#1")
+    task_id, [item_id] = h.env.new_task({"n": 1})
+    child.slot.write(SlotState.NOTICE, item_id, now=h.clock.now)  # a notice of "task" item_id
+    h.tick()
+    h.tick(2.0)
+    assert (child.state, child.kill_reason) == (ChildState.KILLING, KillReason.TIMEOUT)
+    assert h.ops.signals_to(child.pid) == [("tree", signal.SIGTERM)]
+    assert h.item(item_id)["status"] == ItemStatus.READY and h.master.db.pending == []
 
 
 def test_an_export_reporting_often_is_written_at_most_once_a_second(harness):
-    h = harness
+    h = harness()
     h.boot()
     child = h.child("behaviour#1")
     item_id = h.start_item(child)
@@ -38,7 +58,7 @@ def test_an_export_reporting_often_is_written_at_most_once_a_second(harness):
 
 
 def test_unchanged_progress_is_not_written_again_and_a_finished_item_never(harness):
-    h = harness
+    h = harness()
     h.boot()
     child = h.child("behaviour#1")
     item_id = h.start_item(child)
