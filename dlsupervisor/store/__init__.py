@@ -14,7 +14,7 @@ statements once; mysql.py and sqlite.py are its two backends.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from dlsupervisor.config import DatabaseSettings
 from dlsupervisor.election import LockStore
@@ -24,6 +24,7 @@ from dlsupervisor.store.records import (
     Claim,
     Decision,
     ItemRef,
+    NoticeRef,
     Outcome,
     Progress,
     ProgressReport,
@@ -87,6 +88,13 @@ class WorkerStore(Connected, Protocol):
     # a claim answered late is renewed and read back before it runs (worker.py)
     def heartbeat(self, item_ids: Sequence[int], task_ids: Sequence[int]) -> None: ...
     def held_states(self, item_ids: Sequence[int]) -> dict[int, tuple[int, str | None, int | None]]: ...
+    # completion notices of its subtype, delivered between items (notices.py)
+    def due_notices(self, sub_type: int, notify_for: float, limit: int) -> list[NoticeRef]: ...
+    def claim_notice(self, notice: NoticeRef, hold: float) -> bool: ...
+    def finish_notice(
+        self, notice: NoticeRef, attempts: int, state: int, error: str | None, retry_in: float = 0
+    ) -> bool: ...
+    def notice_items(self, task_id: int) -> list[dict[str, Any]]: ...
 
 
 class SchedulerStore(PollingStore, Protocol):
