@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import psutil
 
 from dlsupervisor.errors import CHILD_EXIT_NAMES, EX_OK, EX_RECYCLE
-from dlsupervisor.slots import Control, Slot, SlotState, SlotView
+from dlsupervisor.slots import WORKING, Control, Slot, SlotState, SlotView
 
 log = logging.getLogger("dlsupervisor.master")
 
@@ -209,7 +209,7 @@ class Child:
     def held(self) -> SlotView | None:
         """The work it held: as when it was killed, else as last seen; None if idle."""
         view = self.killed_view or self.view
-        return view if view is not None and view.state in (SlotState.ITEM, SlotState.SPLIT) else None
+        return view if view is not None and view.state in WORKING else None
 
     @property
     def live(self) -> bool:
@@ -217,7 +217,7 @@ class Child:
 
     @property
     def busy(self) -> bool:
-        return self.view is not None and self.view.state in (SlotState.ITEM, SlotState.SPLIT)
+        return self.view is not None and self.view.state in WORKING
 
     @property
     def idle(self) -> bool:

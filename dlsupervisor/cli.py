@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from dlsupervisor import config, handlers, logsetup, outcomes, pidfile, statusfile
+from dlsupervisor import config, handlers, logsetup, outcomes, pidfile, progress, statusfile
 from dlsupervisor.config import Settings
 from dlsupervisor.errors import EX_FAILURE, EX_OK, EX_USAGE, ConfigError, QueueUnavailable, StoreUnavailable
 from dlsupervisor.model import TaskStatus
@@ -224,7 +224,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     master = status.master
     print(f"master pid {master.pid} ({master.phase}), config {master.config}")
     _print_table(
-        ["NAME", "ROLE", "SUBTYPE", "SLOT", "PID", "STATE", "ITEM", "ELAPSED", "RESTARTS", "RSS", "CPU"],
+        ["NAME", "ROLE", "SUBTYPE", "SLOT", "PID", "STATE", "ITEM", "ELAPSED", "RESTARTS", "RSS", "CPU"]
+        + ["PROGRESS"],
         [_status_cells(row) for row in rows],
     )
     return EX_OK
@@ -258,6 +259,7 @@ def _status_cells(row: _Measured) -> list[Any]:
         child.restarts,
         f"{row.rss_mb:.1f}M" if row.rss_mb is not None else "-",
         f"{row.cpu_percent:.1f}%" if row.cpu_percent is not None else "-",
+        progress.text(child.progress_done, child.progress_total) if child.progress_done is not None else "-",
     ]
 
 
@@ -445,12 +447,13 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             s.task.sub_type,
             s.task.org_id,
             outcomes.summarise_counts(s.counts) if s.counts else "no items",
+            progress.task_text(s.task.status, s.progress),
             str(s.task.created_time)[:19],
             s.task.remark or "",
         ]
         for s in summaries
     ]
-    _print_table(["ID", "STATUS", "SUB_TYPE", "ORG", "ITEMS", "CREATED", "REMARK"], rows)
+    _print_table(["ID", "STATUS", "SUB_TYPE", "ORG", "ITEMS", "PROGRESS", "CREATED", "REMARK"], rows)
     return EX_OK
 
 
@@ -467,6 +470,7 @@ def _task_json(summary: Any) -> dict[str, Any]:
         "created_time": task.created_time,
         "items": {STATUS_NAMES.get(k, str(k)).lower(): v for k, v in summary.counts.items()},
         "progress": outcomes.summarise_counts(summary.counts) if summary.counts else "no items",
+        "export_progress": progress.task_json(task.status, summary.progress),
     }
 
 

@@ -99,6 +99,13 @@ class SubtypeSettings:
     sub_type: int | None = None
     queue_key: str | None = None
     multi: bool | None = None
+    notify_url: str = ""  # completion notices: POSTed here (contract.md §9); empty: none
+    notify_for: float = 86400.0  # seconds a notice is retried before it is given up
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    secret: str = field(default="", repr=False)  # signs notices; never logged
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,7 @@ class Settings:
     scheduler: SchedulerSettings = SchedulerSettings()
     subtypes: tuple[SubtypeSettings, ...] = ()
     storage: StorageSettings = field(default_factory=lambda: storage_config.build({})[0])
+    web: WebSettings = WebSettings()
 
     def subtype(self, name: str) -> SubtypeSettings | None:
         return next((s for s in self.subtypes if s.name == name), None)
@@ -199,6 +207,12 @@ def _nonempty(text: str) -> str:
     return text
 
 
+def _notify_url(text: str) -> str:
+    if text and urlsplit(text).scheme not in ("http", "https"):
+        raise ValueError("must be an http:// or https:// URL")
+    return text
+
+
 Parser = Callable[[str], Any]
 
 SUPERVISOR_KEYS: Mapping[str, Parser] = MappingProxyType(
@@ -234,8 +248,11 @@ SUBTYPE_KEYS: Mapping[str, Parser] = MappingProxyType(
         "sub_type": int,
         "queue_key": _nonempty,
         "multi": _bool,
+        "notify_url": _notify_url,
+        "notify_for": _positive_float,
     }
 )
+WEB_KEYS: Mapping[str, Parser] = MappingProxyType({"secret": _text})
 DATABASE_KEYS = ("url",)
 REDIS_KEYS = ("url", "key_prefix", "sentinels", "service_name", "sentinel_password")
 SEED_KEYS = MappingProxyType(
@@ -303,7 +320,7 @@ def load(path: str, environ: Mapping[str, str] | None = None, *, foreign_section
     reader = _Reader(path, _parse_file(path))
     sections = reader.parser.sections()
     for section in sections:
-        known = section in ("supervisor", "database", "redis", "scheduler", "storage", "download_task")
+        known = section in ("supervisor", "database", "redis", "scheduler", "storage", "download_task", "web")
         if not known and not section.startswith("subtype:") and not foreign_sections:
             raise reader.error(section, None, "unknown section")
 
@@ -315,6 +332,9 @@ def load(path: str, environ: Mapping[str, str] | None = None, *, foreign_section
     storage, problem = storage_config.build(_section(reader, "storage", storage_config.STORAGE_KEYS))
     if problem:
         raise reader.error("storage", *problem)
+    web = WebSettings(**_section(reader, "web", WEB_KEYS))
+    if environ.get("DLSUPERVISOR_WEB_SECRET"):
+        web = WebSettings(secret=environ["DLSUPERVISOR_WEB_SECRET"])
     return Settings(
         path=abspath,
         database=database,
@@ -323,6 +343,7 @@ def load(path: str, environ: Mapping[str, str] | None = None, *, foreign_section
         scheduler=scheduler,
         subtypes=subtypes,
         storage=storage,
+        web=web,
     )
 
 

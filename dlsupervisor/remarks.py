@@ -28,6 +28,7 @@ REQUEUED = "requeued:"
 GAVE_UP = "gave up:"
 CANCELLED = "cancelled"
 SPLIT_FAILED = "split failed:"
+NOTICE_FAILED = "notice failed:"  # dlsupervisor_notice.last_error (varchar(256) too)
 RUNNING_ON = "running on "
 SPLITTING_ON = "splitting on "
 

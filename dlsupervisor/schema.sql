@@ -93,3 +93,35 @@ CREATE TABLE IF NOT EXISTS `dlsupervisor_org_slots` (
   `org_id` bigint unsigned NOT NULL,
   PRIMARY KEY (`sub_type`, `org_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='dlsupervisor: the lock row of a capped claim';
+-- Export progress (contract.md §9): one row per item whose export reported any, written by
+-- the master at most once a second per item.  The business application reads a task's
+-- progress by task_id (the README's "Progress" section has the query).
+CREATE TABLE IF NOT EXISTS `dlsupervisor_progress` (
+  `item_id` bigint unsigned NOT NULL,
+  `task_id` bigint NOT NULL,
+  `done` bigint NOT NULL DEFAULT '0',
+  `total` bigint DEFAULT NULL,
+  `updated_time` timestamp(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  PRIMARY KEY (`item_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='dlsupervisor: progress of running exports';
+CREATE INDEX IF NOT EXISTS `index_dls_progress_task` ON `dlsupervisor_progress` (`task_id`);
+
+-- Completion notices (contract.md §9): created with the task's closing, in the same
+-- transaction; one row per task and kind (`hook`: on_task_finished, `webhook`: notify_url),
+-- claimed and delivered by a worker of the task's subtype.  state 0 pending, 1 delivered,
+-- 2 not applicable to the subtype, -1 given up.
+CREATE TABLE IF NOT EXISTS `dlsupervisor_notice` (
+  `task_id` bigint NOT NULL,
+  `kind` varchar(16) NOT NULL,
+  `sub_type` int NOT NULL,
+  `status` int NOT NULL,
+  `state` int NOT NULL DEFAULT '0',
+  `attempts` int NOT NULL DEFAULT '0',
+  `next_try` timestamp(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  `created_time` timestamp(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  `delivered_time` timestamp(3) NULL DEFAULT NULL,
+  `last_error` varchar(256) DEFAULT NULL,
+  PRIMARY KEY (`task_id`, `kind`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='dlsupervisor: completion notices';
+-- Due notices of a subtype: pending ones only, by when they are due.
+CREATE INDEX IF NOT EXISTS `index_dls_notice_due` ON `dlsupervisor_notice` (`sub_type`, `state`, `next_try`);

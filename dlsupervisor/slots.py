@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 # Written by the child: seq u32 | state u8 | pad 3 | work_id u64 | attempt u32 | done u32 |
-# started f64 | beat f64.  Written by the master: one control byte, outside the record.
-_LAYOUT = struct.Struct("<IBxxxQIIdd")
+# started f64 | beat f64 | progress done i64 | progress total i64 (both -1: none reported).
+# Written by the master: one control byte, outside the record.
+_LAYOUT = struct.Struct("<IBxxxQIIddqq")
+NO_PROGRESS = -1
 _CONTROL_OFFSET = 63
 SLOT_SIZE = 64
 READ_TRIES = 100
@@ -32,6 +34,10 @@ class SlotState(IntEnum):
     ITEM = 2  # exporting work_id (an item)
     SPLIT = 3  # splitting work_id (a task)
     STOPPING = 4
+    NOTICE = 5  # delivering a completion notice of task work_id (under the subtype's timeout)
+
+
+WORKING = (SlotState.ITEM, SlotState.SPLIT, SlotState.NOTICE)  # states the master times out
 
 
 class Control(IntEnum):
@@ -47,6 +53,15 @@ class SlotView:
     done: int  # items finished by this child
     started: float  # time.monotonic() when the current work began
     beat: float  # time.monotonic() of the child's last sign of life
+    progress_done: int = NO_PROGRESS  # what the export reported of the current item (progress())
+    progress_total: int = NO_PROGRESS  # NO_PROGRESS: no total given
+
+    @property
+    def progress(self) -> tuple[int, int | None] | None:
+        """(done, total or None) the current item's export reported; None if it reported none."""
+        if self.state != SlotState.ITEM or self.progress_done < 0:
+            return None
+        return self.progress_done, (self.progress_total if self.progress_total >= 0 else None)
 
 
 class Slot:
@@ -60,6 +75,7 @@ class Slot:
         self._attempt = 0
         self._done = 0
         self._started = 0.0
+        self._progress = (NO_PROGRESS, NO_PROGRESS)
         self.write(SlotState.STARTING)
 
     # -- child side ------------------------------------------------------------------
@@ -75,6 +91,7 @@ class Slot:
         now = time.monotonic() if now is None else now
         if state != self._state or work_id != self._work_id:
             self._started = now
+            self._progress = (NO_PROGRESS, NO_PROGRESS)
         if self._state == SlotState.ITEM and state != SlotState.ITEM:
             self._done += 1
         self._state, self._work_id, self._attempt = state, work_id, attempt
@@ -82,6 +99,12 @@ class Slot:
 
     def beat(self, now: float | None = None) -> None:
         self._publish(time.monotonic() if now is None else now)
+
+    def progress(self, done: int, total: int | None = None) -> None:
+        """The export's progress on the current item: a memory write, no I/O (the master
+        reads it and writes it to the database at most once a second)."""
+        self._progress = (done, NO_PROGRESS if total is None else total)
+        self._publish(time.monotonic())
 
     def _publish(self, now: float) -> None:
         self._seq += 1  # odd: writing
@@ -96,6 +119,7 @@ class Slot:
             self._done,
             self._started,
             now,
+            *self._progress,
         )
         self._seq += 1  # even: consistent
         struct.pack_into("<I", self._mem, 0, self._seq)
@@ -113,8 +137,8 @@ class Slot:
             fields = _LAYOUT.unpack_from(self._mem, 0)
             after = struct.unpack_from("<I", self._mem, 0)[0]
             if before == after and not before & 1:
-                _, state, work_id, attempt, done, started, beat = fields
-                return SlotView(SlotState(state), work_id, attempt, done, started, beat)
+                _, state, work_id, attempt, done, started, beat, p_done, p_total = fields
+                return SlotView(SlotState(state), work_id, attempt, done, started, beat, p_done, p_total)
         return None
 
     def request(self, control: Control) -> None:
@@ -133,4 +157,7 @@ class NullSlot:
         pass
 
     def beat(self, now: float | None = None) -> None:
+        pass
+
+    def progress(self, done: int, total: int | None = None) -> None:
         pass

@@ -108,11 +108,16 @@ class TitledSlot:
             setproctitle.setproctitle(f"{self._prefix} item {work_id}")
         elif state == SlotState.SPLIT:
             setproctitle.setproctitle(f"{self._prefix} split {work_id}")
+        elif state == SlotState.NOTICE:
+            setproctitle.setproctitle(f"{self._prefix} notice {work_id}")
         else:
             setproctitle.setproctitle(f"{self._prefix} idle")
 
     def beat(self, now: float | None = None) -> None:
         self._slot.beat(now)
+
+    def progress(self, done: int, total: int | None = None) -> None:
+        self._slot.progress(done, total)
 
     @property
     def control(self) -> Control:

@@ -27,6 +27,8 @@ class ChildStatus:
     restarts: int
     items_done: int
     backoff_until: float | None  # wall clock
+    progress_done: int | None = None  # what the current item's export reported (contract.md §9)
+    progress_total: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {_key(f.name): getattr(self, f.name) for f in dataclasses.fields(self)}

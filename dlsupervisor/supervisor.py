@@ -39,6 +39,7 @@ from dlsupervisor.fence import FENCED
 from dlsupervisor.master import deadlines, pool, reload, status
 from dlsupervisor.master.database import Ending, EndingKind, MasterDatabase, Work
 from dlsupervisor.master.ops import ProcessOps, preflight
+from dlsupervisor.master.progress import ProgressWriter
 from dlsupervisor.model import ItemStatus, TaskStatus
 from dlsupervisor.signals import SignalInbox
 from dlsupervisor.slots import Slot, SlotState
@@ -100,6 +101,7 @@ class Master:
         self.exit_grace_until: float | None = None
         self.next_held_check = 0.0
         self.next_heartbeat = 0.0
+        self.progress = ProgressWriter()
         self.next_status = 0.0
         self.status_written: tuple | None = None
         self.status_path = os.path.join(settings.supervisor.run_dir, "status.json")
@@ -360,6 +362,7 @@ class Master:
             tasks = [c.view.work_id for c in busy if c.view.state == SlotState.SPLIT]
             if not self.db.heartbeat(items, tasks):
                 self.next_heartbeat = max(self.db.retry_at, now + TICK)  # retry before the fence
+        self.progress.step(busy, now, self.db.write_progress)
 
     def check_held(self, busy: list[Child], now: float) -> None:
         """Kill exports whose item was cancelled, or taken from us, within HELD_CHECK_EVERY."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from dlsupervisor import entrypoints
@@ -41,6 +41,7 @@ class DownloadTaskBase:
 
     task_info: SubTypeInfo | None = None
     timeout: float = 600.0
+    _progress_sink: Callable[[int, int | None], None] | None = None  # set by the worker
 
     def __init__(
         self,
@@ -98,6 +99,21 @@ class DownloadTaskBase:
     ) -> tuple[str, str, str]:
         """One zip, streamed, of (entry name, path | bytes | iterable of bytes) pairs."""
         return session.toolkit_of(self).store_zip(file_name, sources, force_zip64=force_zip64)
+
+    def progress(self, done: int, total: int | None = None) -> None:
+        """Report how far the current item's export is: `done` rows (or units) of `total`
+        (None: unknown).  Cheap enough to call per row: it writes shared memory only; the
+        master records it at most once a second (contract.md §9)."""
+        if isinstance(done, bool) or not isinstance(done, int) or done < 0:
+            raise ValueError(f"progress: done must be a non-negative int, not {done!r}")
+        if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 0):
+            raise ValueError(f"progress: total must be a non-negative int or None, not {total!r}")
+        if self._progress_sink is not None:
+            self._progress_sink(done, total)
+
+    def bind_progress(self, sink: Callable[[int, int | None], None] | None) -> None:
+        """Where `progress` goes: the worker's slot (worker.py); None when no worker runs it."""
+        self._progress_sink = sink
 
     def split_task(self, task: DownloadTaskMain) -> list[DownloadItem]:
         """Multi-item subtypes: return the items (DownloadItem) a task is made of."""

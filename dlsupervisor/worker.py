@@ -19,6 +19,7 @@ from dlsupervisor import logsetup, outcomes, queue, remarks
 from dlsupervisor.config import Settings, SubtypeSettings
 from dlsupervisor.errors import EX_ORPHANED, EX_RECYCLE, Aborted
 from dlsupervisor.model import DownloadItem, DownloadTaskMain, ItemStatus, TaskStatus
+from dlsupervisor.notices import Notices
 from dlsupervisor.queue import Popped, Queue
 from dlsupervisor.registry import REGISTER_EVERY, Registration, Registry, open_registry
 from dlsupervisor.retry import UNAVAILABLE, Outage, Refusals, retrying
@@ -86,6 +87,10 @@ class Worker:
         self.pid = os.getpid()
         self.owner = remarks.owner(host, self.pid)
         self.slot = slot or NullSlot()
+        handler.bind_progress(self.slot.progress)
+        self.notices = Notices(
+            sub, route.sub_type, handler, store, settings.web.secret, self._with_store, self.slot
+        )
         self.stop = stop or StopState()
         self.parent_alive = parent_alive
         recorder = getattr(store, "record_file", None)  # the stored files' bookkeeping (filesweep.py)
@@ -129,6 +134,7 @@ class Worker:
         self.slot.beat(now)
         if now - self._registered_at >= REGISTER_EVERY:
             self.register()
+        self.deliver_notices()
         self.stop.holding = True
         try:
             popped = self._wait(timeout)
@@ -177,6 +183,14 @@ class Worker:
             self.run_item(number)
         else:
             self.run_split(number)
+
+    def deliver_notices(self) -> int:
+        """Completion notices due for this subtype, between items (notices.py)."""
+        self.stop.busy = True  # a stop request lets a notice being delivered finish
+        try:
+            return self.notices.deliver_due()
+        finally:
+            self.stop.busy = False
 
     def register(self) -> None:
         try:

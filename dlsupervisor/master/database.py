@@ -25,7 +25,7 @@ from dlsupervisor.fence import Fence
 from dlsupervisor.model import ItemStatus
 from dlsupervisor.retry import UNAVAILABLE, Outage, error_kind
 from dlsupervisor.slots import SlotState
-from dlsupervisor.store import Outcome, Store, open_store
+from dlsupervisor.store import Outcome, ProgressReport, Store, open_store
 
 log = logging.getLogger("dlsupervisor.master")
 
@@ -51,6 +51,8 @@ class Work:
             return None
         if view.state == SlotState.SPLIT:
             return cls(view.state, view.work_id, remarks.split_token(host, child.pid))
+        if view.state == SlotState.NOTICE:
+            return cls(view.state, view.work_id, "")
         return cls(view.state, view.work_id, remarks.claim_token(host, child.pid, view.attempt))
 
 
@@ -183,7 +185,9 @@ class MasterDatabase:
     def settle(self, work: Work, ending: Ending) -> None:
         """Record how a child's work ended: the one place the master writes an outcome."""
         wid, token = work.work_id, work.token
-        if work.kind == SlotState.SPLIT:
+        if work.kind == SlotState.NOTICE:  # nothing to record: its claim runs out and it is retried
+            log.warning("task %d: notice interrupted (%s); it will be retried", wid, ending.kind.value)
+        elif work.kind == SlotState.SPLIT:
             if ending.kind is EndingKind.FAILED:
                 remark = f"{remarks.SPLIT_FAILED} {ending.remark}"
                 self.write(f"task {wid}: {remark}", lambda s: s.fail_task(wid, remark, token))
@@ -207,6 +211,11 @@ class MasterDatabase:
         done, _ = self.call(lambda s: s.heartbeat(items, tasks), "heartbeat")
         if done:
             self.fence.answered(sent)
+        return done
+
+    def write_progress(self, reports: list[ProgressReport]) -> bool:
+        """Progress is not an outcome: not kept for later when the database does not take it."""
+        done, _ = self.call(lambda s: s.write_progress(reports), "progress")
         return done
 
     def held_states(self, items: Sequence[int]) -> dict[int, tuple[int, str | None, int | None]] | None:

@@ -20,6 +20,7 @@ def signature(children: Iterable[Child], *master_state: Any) -> tuple[Any, ...]:
             child.pid,
             child.status_state(),
             child.view.work_id if child.busy else None,
+            child.view.progress if child.busy else None,
             child.restarts,
             child.next_start_at if child.state is ChildState.BACKOFF else None,
         )
@@ -30,6 +31,7 @@ def signature(children: Iterable[Child], *master_state: Any) -> tuple[Any, ...]:
 
 def child_status(child: Child, now: float, wall: float) -> ChildStatus:
     view, busy = child.view, child.busy
+    progress = view.progress if busy and view is not None else None
     backoff = child.state is ChildState.BACKOFF
     return ChildStatus(
         name=child.name,
@@ -44,6 +46,8 @@ def child_status(child: Child, now: float, wall: float) -> ChildStatus:
         restarts=child.restarts,
         items_done=view.done if view else 0,
         backoff_until=wall + child.next_start_at - now if backoff else None,
+        progress_done=progress[0] if progress else None,
+        progress_total=progress[1] if progress else None,
     )
 
 

@@ -14,7 +14,7 @@ statements once; mysql.py and sqlite.py are its two backends.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from dlsupervisor.config import DatabaseSettings
 from dlsupervisor.election import LockStore
@@ -25,7 +25,10 @@ from dlsupervisor.store.records import (
     Decision,
     DueFile,
     ItemRef,
+    NoticeRef,
     Outcome,
+    Progress,
+    ProgressReport,
     SplitCommit,
     Tally,
     TaskSummary,
@@ -40,6 +43,8 @@ __all__ = [
     "MasterStore",
     "Outcome",
     "PollingStore",
+    "Progress",
+    "ProgressReport",
     "Registration",
     "SchedulerStore",
     "SplitCommit",
@@ -90,6 +95,13 @@ class WorkerStore(Connected, Protocol):
     def heartbeat(self, item_ids: Sequence[int], task_ids: Sequence[int]) -> None: ...
     def held_states(self, item_ids: Sequence[int]) -> dict[int, tuple[int, str | None, int | None]]: ...
     def record_file(self, item_id: int, key: str, file_ttl: int) -> None: ...
+    # completion notices of its subtype, delivered between items (notices.py)
+    def due_notices(self, sub_type: int, notify_for: float, limit: int) -> list[NoticeRef]: ...
+    def claim_notice(self, notice: NoticeRef, hold: float) -> bool: ...
+    def finish_notice(
+        self, notice: NoticeRef, attempts: int, state: int, error: str | None, retry_in: float = 0
+    ) -> bool: ...
+    def notice_items(self, task_id: int) -> list[dict[str, Any]]: ...
 
 
 class SchedulerStore(PollingStore, Protocol):
@@ -122,6 +134,7 @@ class MasterStore(Connected, Protocol):
     def held_states(self, item_ids: Sequence[int]) -> dict[int, tuple[int, str | None, int | None]]: ...
     def requeue(self, item_id: int, token: str, status: int, remark: str, lease: float | None) -> bool: ...
     def release_split(self, task_id: int, token: str) -> bool: ...
+    def write_progress(self, reports: Sequence[ProgressReport]) -> None: ...
 
 
 class Store(

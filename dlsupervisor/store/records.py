@@ -6,6 +6,7 @@ apart from the interfaces so a backend never imports the package that opens it.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,41 @@ class Outcome:
     file_name: str | None = None
 
 
+class NoticeState(enum.IntEnum):
+    """dlsupervisor_notice.state."""
+
+    PENDING = 0
+    DELIVERED = 1
+    NOT_APPLICABLE = 2  # the subtype has no on_task_finished (hook) or no notify_url (webhook)
+    GIVEN_UP = -1  # undeliverable for notify_for
+
+
+@dataclass(frozen=True)
+class NoticeRef:
+    """A due completion notice, as read (its attempts fence the claim)."""
+
+    task_id: int
+    kind: str  # "hook" or "webhook"
+    status: int  # the task's status when it closed: DONE or FAILED
+    attempts: int
+    overdue: bool  # pending longer than notify_for: give it up
+
+
+def notice_refs(rows: Iterable[dict[str, Any]]) -> list[NoticeRef]:
+    return [
+        NoticeRef(r["task_id"], r["kind"], r["status"], int(r["attempts"]), bool(r["overdue"])) for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class ProgressReport:
+    """One running item's progress as its worker's slot says, for the master to write."""
+
+    item_id: int
+    done: int
+    total: int | None
+
+
 @dataclass(frozen=True)
 class Tally:
     """A PROCESSING task whose items are all terminal, counted by status."""
@@ -87,10 +123,18 @@ class DueFile:
         return self.item_status is None or self.item_status in gone or cancelled
 
 
+class Progress:
+    """How far a task's exports are, summed over its running and DONE items (contract.md §9)."""
+
+    done: int
+    total: int | None  # None unless every item that reported progress gave a total
+
+
 @dataclass(frozen=True)
 class TaskSummary:
     task: DownloadTaskMain
     counts: dict[int, int]  # item status -> how many
+    progress: Progress | None = None  # None: no item reported progress
 
 
 TASK_INSERT_COLUMNS = tuple(
@@ -125,12 +169,22 @@ def tallies(rows: Iterable[dict[str, Any]]) -> list[Tally]:
     ]
 
 
-def summaries(tasks: list[dict[str, Any]], counts: Iterable[dict[str, Any]]) -> list[TaskSummary]:
-    """Tasks with their items counted by status, from `task_id, status, n` rows."""
+def summaries(
+    tasks: list[dict[str, Any]], counts: Iterable[dict[str, Any]], progress: Iterable[dict[str, Any]] = ()
+) -> list[TaskSummary]:
+    """Tasks with their items counted by status, from `task_id, status, n` rows, and their
+    progress from `task_id, done, total, known, n` rows."""
     by_task: dict[int, dict[int, int]] = {row["id"]: {} for row in tasks}
     for row in counts:
         by_task[row["task_id"]][row["status"]] = int(row["n"])
-    return [TaskSummary(DownloadTaskMain(row), by_task[row["id"]]) for row in tasks]
+    sums = {row["task_id"]: progress_of(row) for row in progress}
+    return [TaskSummary(DownloadTaskMain(row), by_task[row["id"]], sums.get(row["id"])) for row in tasks]
+
+
+def progress_of(row: dict[str, Any]) -> Progress:
+    """A task's progress row: the total counts only if every reporting item gave one."""
+    known = int(row["known"]) == int(row["n"])
+    return Progress(int(row["done"] or 0), int(row["total"]) if known and row["total"] is not None else None)
 
 
 def split_closures(decisions: Sequence[Decision]) -> tuple[dict[int, list[int]], list[Decision]]:

@@ -102,3 +102,29 @@ CREATE TABLE IF NOT EXISTS dlsupervisor_org_slots (
   org_id INTEGER NOT NULL,
   PRIMARY KEY (sub_type, org_id)
 );
+-- Export progress (contract.md §9): one row per item whose export reported any, written by
+-- the master at most once a second per item.
+CREATE TABLE IF NOT EXISTS dlsupervisor_progress (
+  item_id INTEGER NOT NULL PRIMARY KEY,
+  task_id INTEGER NOT NULL,
+  done INTEGER NOT NULL DEFAULT 0,
+  total INTEGER DEFAULT NULL,
+  updated_time TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
+);
+CREATE INDEX IF NOT EXISTS index_dls_progress_task ON dlsupervisor_progress (task_id);
+
+-- Completion notices (contract.md §9): see schema.sql.
+CREATE TABLE IF NOT EXISTS dlsupervisor_notice (
+  task_id INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  sub_type INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  state INTEGER NOT NULL DEFAULT 0,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_try TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+  created_time TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+  delivered_time TEXT DEFAULT NULL,
+  last_error TEXT DEFAULT NULL,
+  PRIMARY KEY (task_id, kind)
+);
+CREATE INDEX IF NOT EXISTS index_dls_notice_due ON dlsupervisor_notice (sub_type, state, next_try);

