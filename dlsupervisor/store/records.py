@@ -123,6 +123,7 @@ class DueFile:
         return self.item_status is None or self.item_status in gone or cancelled
 
 
+@dataclass(frozen=True)
 class Progress:
     """How far a task's exports are, summed over its running and DONE items (contract.md §9)."""
 
