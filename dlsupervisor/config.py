@@ -18,6 +18,8 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 from dlsupervisor.errors import ConfigError
 from dlsupervisor.storage import config as storage_config
 from dlsupervisor.storage.config import StorageSettings
+from dlsupervisor.web import settings as web_config
+from dlsupervisor.web.settings import WebSettings
 
 ENV_DATABASE_URL = "DLSUPERVISOR_DATABASE_URL"
 ENV_REDIS_URL = "DLSUPERVISOR_REDIS_URL"
@@ -86,6 +88,7 @@ class SubtypeSettings:
     sub_type: int | None = None
     queue_key: str | None = None
     multi: bool | None = None
+    max_downloads: int | None = None  # None: [web] max_downloads
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,14 @@ class Settings:
     scheduler: SchedulerSettings = SchedulerSettings()
     subtypes: tuple[SubtypeSettings, ...] = ()
     storage: StorageSettings = field(default_factory=lambda: storage_config.build({})[0])
+    web: WebSettings | None = None  # no [web] section: no web child
+
+    def download_limit(self, name: str | None) -> int:
+        """The download limit of a subtype's items (0: none): its [subtype:], else [web]."""
+        sub = self.subtype(name) if name else None
+        if sub is not None and sub.max_downloads is not None:
+            return sub.max_downloads
+        return self.web.max_downloads if self.web else 0
 
     def subtype(self, name: str) -> SubtypeSettings | None:
         return next((s for s in self.subtypes if s.name == name), None)
@@ -220,6 +231,7 @@ SUBTYPE_KEYS: Mapping[str, Parser] = MappingProxyType(
         "sub_type": int,
         "queue_key": _nonempty,
         "multi": _bool,
+        "max_downloads": _nonneg_int,
     }
 )
 DATABASE_KEYS = ("url",)
@@ -280,7 +292,7 @@ def load(path: str, environ: Mapping[str, str] | None = None, *, foreign_section
     reader = _Reader(path, _parse_file(path))
     sections = reader.parser.sections()
     for section in sections:
-        known = section in ("supervisor", "database", "redis", "scheduler", "storage", "download_task")
+        known = section in ("supervisor", "database", "redis", "scheduler", "storage", "web", "download_task")
         if not known and not section.startswith("subtype:") and not foreign_sections:
             raise reader.error(section, None, "unknown section")
 
@@ -292,6 +304,11 @@ def load(path: str, environ: Mapping[str, str] | None = None, *, foreign_section
     storage, problem = storage_config.build(_section(reader, "storage", storage_config.STORAGE_KEYS))
     if problem:
         raise reader.error("storage", *problem)
+    web = None
+    if reader.parser.has_section("web"):
+        web, problem = web_config.build(reader.typed("web", web_config.WEB_KEYS), environ)
+        if problem:
+            raise reader.error("web", *problem)
     return Settings(
         path=abspath,
         database=database,
@@ -300,6 +317,7 @@ def load(path: str, environ: Mapping[str, str] | None = None, *, foreign_section
         scheduler=scheduler,
         subtypes=subtypes,
         storage=storage,
+        web=web,
     )
 
 

@@ -73,7 +73,7 @@ class Worker:
         self.stop = stop or StopState()
         self.parent_alive = parent_alive
         recorder = getattr(store, "record_file", None)  # the stored files' bookkeeping (filesweep.py)
-        toolkit.attach(handler, settings.storage, settings.scheduler.file_ttl, recorder)
+        toolkit.attach(handler, settings.storage, settings.scheduler.file_ttl, recorder, settings.web)
         self.items_done = 0
         self.label = label or f"{sub.name}#{os.getpid()}"  # SUBTYPE#SLOT under a master
         self._store_outage = Outage(log)

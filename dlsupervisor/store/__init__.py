@@ -14,7 +14,7 @@ statements once; mysql.py and sqlite.py are its two backends.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from dlsupervisor.config import DatabaseSettings
 from dlsupervisor.election import LockStore
@@ -53,7 +53,18 @@ class ApplicationStore(Connected, Protocol):
     def submit(self, task: DownloadTaskMain, item: DownloadItem | None) -> tuple[int, int | None]: ...
     def list_tasks(self, status: int | None, limit: int) -> list[TaskSummary]: ...
     def cancel_task(self, task_id: int) -> int | None: ...
-    def count_download(self, item_id: int, limit: int | None) -> tuple[bool, int, int] | None: ...
+    def count_download(
+        self, item_id: int, limit: int | None, file_grace: float = 0.0
+    ) -> tuple[bool, int, int] | None: ...
+    def download_of(self, item_id: int) -> dict[str, Any] | None: ...
+    def web_tasks(
+        self,
+        org_id: int | None,
+        status: int | None,
+        sub_type: int | None,
+        limit: int,
+        task_id: int | None = None,
+    ) -> list[dict[str, Any]]: ...
 
 
 class PollingStore(Connected, Protocol):

@@ -188,32 +188,90 @@ class SqlStore:
             self._execute(*self._files_due_now_sql(of_task, [task_id]))
         return rows[0]["status"] if rows else None
 
-    def count_download(self, item_id: int, limit: int | None) -> tuple[bool, int, int] | None:
+    def count_download(
+        self, item_id: int, limit: int | None, file_grace: float = 0.0
+    ) -> tuple[bool, int, int] | None:
         """Count a download of a DONE item; at `limit` downloads the item is EXPIRED (and its
-        task, if no file is left).  Returns (counted, status after, downloads), None if no item."""
-        keyed = self.dialect.keyed("status")
+        task, if no file is left).  Returns (counted, status after, downloads), None if no item.
+
+        One conditional UPDATE decides, so concurrent downloads (any process, any supervisor)
+        never pass the limit; `status` is assigned first, as MySQL reads the columns it has
+        already set.  The last download's file is deleted `file_grace` seconds later (a
+        presigned url outlives this call).
+        """
+        d, keyed, times = self.dialect, self.dialect.keyed("status"), "COALESCE(download_times, 0)"
+        limit = limit or 0
+        last = f"? > 0 AND {times} + 1 >= ?"  # this download reaches the limit
         with self._transaction() as session:
             counted = session.execute(
-                "UPDATE download_item SET download_times = COALESCE(download_times, 0) + 1 "
-                f"WHERE id = ? AND {keyed} = ?",
-                (item_id, ItemStatus.DONE),
+                f"UPDATE download_item SET last_updated_time = CASE WHEN {last} THEN {d.now} "
+                f"ELSE last_updated_time END, status = CASE WHEN {last} THEN ? ELSE status END, "
+                f"download_times = {times} + 1 WHERE id = ? AND {keyed} = ? AND (? = 0 OR {times} < ?)",
+                (limit, limit, limit, limit, ItemStatus.EXPIRED, item_id, ItemStatus.DONE, limit, limit),
             )
             found = session.query(
                 "SELECT task_id, status, download_times FROM download_item WHERE id = ?", (item_id,)
             )
             if not found:
                 return None
-            times, status = found[0]["download_times"] or 0, found[0]["status"]
-            if counted and limit and times >= limit:
-                session.execute(
-                    f"UPDATE download_item SET status = ?, last_updated_time = {self.dialect.now} "
-                    f"WHERE id = ? AND {keyed} = ?",
-                    (ItemStatus.EXPIRED, item_id, ItemStatus.DONE),
-                )
+            downloads, status = found[0]["download_times"] or 0, found[0]["status"]
+            if counted and status == ItemStatus.EXPIRED:
                 self._expire_tasks(session, [found[0]["task_id"]])
-                session.execute(*self._files_due_now_sql("item_id = ?", [item_id]))
-                status = ItemStatus.EXPIRED
-        return bool(counted), status, times
+                session.execute(
+                    f"UPDATE dlsupervisor_file SET next_try = {d.now_plus} "
+                    "WHERE deleted_time IS NULL AND item_id = ?",
+                    (d.seconds(file_grace), item_id),
+                )
+        return bool(counted), status, downloads
+
+    def download_of(self, item_id: int) -> dict[str, Any] | None:
+        """What serving an item's file needs (never its data): the item, its task's sub_type
+        and org, and the storage key the toolkit recorded."""
+        rows = self._query(
+            "SELECT i.id, i.task_id, i.status, i.file_name, i.expire_time, i.url, "
+            "COALESCE(i.type, t.sub_type) AS sub_type, f.storage_key, f.deleted_time "
+            "FROM download_item i LEFT JOIN download_task_main t ON t.id = i.task_id "
+            "LEFT JOIN dlsupervisor_file f ON f.item_id = i.id WHERE i.id = ?",
+            (item_id,),
+        )
+        return rows[0] if rows else None
+
+    def web_tasks(
+        self,
+        org_id: int | None,
+        status: int | None,
+        sub_type: int | None,
+        limit: int,
+        task_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Tasks newest first (by primary key), optionally filtered, with their items (never
+        the data columns: user blobs stay in the database)."""
+        where, args = [], []
+        for column, value in (
+            ("id", task_id),
+            ("org_id", org_id),
+            ("status", status),
+            ("sub_type", sub_type),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        rows = self._query(
+            "SELECT id, org_id, task_name, sub_type, status, remark, created_time, last_updated_time "
+            f"FROM download_task_main {'WHERE ' + ' AND '.join(where) if where else ''} "
+            "ORDER BY id DESC LIMIT ?",
+            (*args, limit),
+        )
+        ids = [row["id"] for row in rows]
+        items = ids and self._query(
+            "SELECT id, task_id, status, file_name, url, download_times, expire_time, remark "
+            f"FROM download_item WHERE task_id IN ({marks(ids)}) ORDER BY id",
+            ids,
+        )
+        by_task: dict[int, list[dict[str, Any]]] = {task_id: [] for task_id in ids}
+        for item in items or []:
+            by_task[item["task_id"]].append(item)
+        return [{**row, "items": by_task[row["id"]]} for row in rows]
 
     # -- worker ------------------------------------------------------------------------
 

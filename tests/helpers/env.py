@@ -33,6 +33,7 @@ def config_text(
     supervisor: dict[str, Any] | None = None,
     scheduler: dict[str, Any] | None = None,
     storage: dict[str, Any] | None = None,
+    web: dict[str, Any] | None = None,
 ) -> str:
     sections = {
         "supervisor": {"run_dir": run_dir, "log_level": "DEBUG", **(supervisor or {})},
@@ -41,6 +42,8 @@ def config_text(
     }
     if storage:
         sections["storage"] = storage
+    if web is not None:
+        sections["web"] = web
     if redis_url:
         sections["redis"] = {"url": redis_url, "key_prefix": prefix}
     if subtypes is None:
