@@ -36,8 +36,8 @@ class WebSettings:
 def split_listen(text: str) -> tuple[str, int]:
     """`host:port` (IPv6 as `[::1]:port`) as (host, port)."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
-        raise ValueError("must be host:port, as in 127.0.0.1:8480")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536 or not host:
+        raise ValueError("must be host:port, as in 127.0.0.1:8480 (port 0: any free port)")
     return host.strip("[]"), int(port)
 
 
