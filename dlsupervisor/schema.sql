@@ -84,3 +84,21 @@ CREATE TABLE IF NOT EXISTS `dlsupervisor_file` (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='dlsupervisor: stored files, deleted on expiry';
 -- The scheduler's idle check and its deletion step read only files due now.
 CREATE INDEX IF NOT EXISTS `index_dls_file_due` ON `dlsupervisor_file` (`deleted_time`, `next_try`);
+
+-- Additive counters for /metrics (contract.md §8): item outcomes and export durations per
+-- sub_type, incremented where outcomes are recorded, so they survive any process's restart.
+CREATE TABLE IF NOT EXISTS `dlsupervisor_counter` (
+  `sub_type` int NOT NULL,
+  `name` varchar(64) NOT NULL,
+  `value` double NOT NULL DEFAULT '0',
+  PRIMARY KEY (`sub_type`, `name`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='dlsupervisor: metric counters';
+
+-- Additive counters for /metrics (contract.md §8): item outcomes and export durations per
+-- sub_type, incremented where outcomes are recorded, so they survive any process's restart.
+CREATE TABLE IF NOT EXISTS `dlsupervisor_counter` (
+  `sub_type` int NOT NULL,
+  `name` varchar(64) NOT NULL,
+  `value` double NOT NULL DEFAULT '0',
+  PRIMARY KEY (`sub_type`, `name`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='dlsupervisor: metric counters';

@@ -7,6 +7,7 @@ that set `stop` / raise Aborted (spawn.py).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -161,7 +162,9 @@ class Worker:
             log.debug(
                 "item %d (task %d): started by %s, attempt %d", item_id, item.task_id, self.label, attempt
             )
+            began = time.monotonic()
             outcome = outcomes.export_item(self.handler, item)
+            outcome = dataclasses.replace(outcome, seconds=time.monotonic() - began)
             file_ttl = self.settings.scheduler.file_ttl
             recorded = self._with_store(lambda: self.store.record(item_id, token, outcome, file_ttl), True)
             self.items_done += 1

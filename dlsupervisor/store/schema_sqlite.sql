@@ -93,3 +93,11 @@ CREATE TABLE IF NOT EXISTS dlsupervisor_file (
   deleted_time TEXT DEFAULT NULL
 );
 CREATE INDEX IF NOT EXISTS index_file_dls_due ON dlsupervisor_file (deleted_time, next_try);
+
+-- Additive counters for /metrics (schema.sql says how).
+CREATE TABLE IF NOT EXISTS dlsupervisor_counter (
+  sub_type INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  value REAL NOT NULL DEFAULT 0,
+  PRIMARY KEY (sub_type, name)
+);

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from dlsupervisor import remarks
+from dlsupervisor import counters, remarks
 from dlsupervisor.model import DownloadItem, DownloadTaskMain, ItemStatus, TaskStatus
 from dlsupervisor.registry import Registration
 from dlsupervisor.store.records import (
@@ -73,6 +73,10 @@ class Dialect:
 
     def upsert(self, key: str, columns: Sequence[str]) -> str:
         """The clause after INSERT ... VALUES that overwrites `columns` of a row with this key."""
+        raise NotImplementedError
+
+    def accumulate(self, key: str, column: str) -> str:
+        """The clause after INSERT ... VALUES that adds to `column` of a row with this key."""
         raise NotImplementedError
 
 
@@ -222,6 +226,8 @@ class SqlStore:
                     "WHERE deleted_time IS NULL AND item_id = ?",
                     (d.seconds(file_grace), item_id),
                 )
+        if counted and status == ItemStatus.EXPIRED:
+            self._count([item_id], "expired")
         return bool(counted), status, downloads
 
     def download_of(self, item_id: int) -> dict[str, Any] | None:
@@ -302,7 +308,56 @@ class SqlStore:
         else:
             sql = f"UPDATE download_item SET status = ?, remark = ?, last_updated_time = {d.now} {fence}"
             args = (outcome.status, outcome.remark)
-        return self._execute(sql, (*args, item_id, ItemStatus.PROCESSING, token)) == 1
+        recorded = self._execute(sql, (*args, item_id, ItemStatus.PROCESSING, token)) == 1
+        if recorded:
+            self._count([item_id], counters.outcome_name(outcome.status, outcome.remark), outcome.seconds)
+        return recorded
+
+    def _count(self, item_ids: Sequence[int], outcome: str | None, seconds: float | None = None) -> None:
+        """Add one outcome per item (and an export time) to the metrics' counters, by sub_type.
+
+        After the outcome's own statement: a counter lost to an outage between the two is
+        a metric off by one, never an outcome lost."""
+        added = counters.increments(outcome, seconds)
+        if not item_ids or not added:
+            return
+        rows = self._query(
+            "SELECT COALESCE(i.type, t.sub_type) AS sub_type, COUNT(*) AS n FROM download_item i "
+            f"LEFT JOIN download_task_main t ON t.id = i.task_id WHERE i.id IN ({marks(item_ids)}) "
+            "GROUP BY COALESCE(i.type, t.sub_type)",
+            list(item_ids),
+        )
+        values = [
+            (
+                row["sub_type"] if row["sub_type"] is not None else -1,
+                name,
+                amount * (row["n"] if name.startswith("items:") else 1),
+            )
+            for row in rows
+            for name, amount in added
+        ]
+        self._execute(
+            "INSERT INTO dlsupervisor_counter (sub_type, name, value) VALUES "
+            + ", ".join("(?, ?, ?)" for _ in values)
+            + " "
+            + self.dialect.accumulate("sub_type, name", "value"),
+            [part for row in values for part in row],
+        )
+
+    def counter_values(self) -> list[dict[str, Any]]:
+        """Every counter (a few per sub_type): /metrics reads them at scrape time."""
+        return self._query("SELECT sub_type, name, value FROM dlsupervisor_counter")
+
+    def active_counts(self) -> list[dict[str, Any]]:
+        """READY and PROCESSING items per sub_type, and the oldest READY one's creation (active rows
+        only, through the status index)."""
+        return self._query(
+            "SELECT COALESCE(i.type, t.sub_type) AS sub_type, i.status, COUNT(*) AS n, "
+            "MIN(i.created_time) AS oldest FROM download_item i "
+            "LEFT JOIN download_task_main t ON t.id = i.task_id WHERE i.status IN (?, ?) "
+            "GROUP BY COALESCE(i.type, t.sub_type), i.status",
+            ACTIVE,
+        )
 
     def load_task(self, task_id: int) -> DownloadTaskMain | None:
         rows = self._query("SELECT * FROM download_task_main WHERE id = ?", (task_id,))
@@ -559,6 +614,7 @@ class SqlStore:
                 (ItemStatus.EXPIRED, *item_ids, done),
             )
             tasks = self._expire_tasks(session, sorted({r["task_id"] for r in rows}))
+        self._count(item_ids, "expired")
         return items, tasks
 
     def _expire_tasks(self, session: Session, task_ids: list[int]) -> int:
@@ -595,7 +651,10 @@ class SqlStore:
         if lease is not None:
             sql += f" AND last_updated_time < {d.now_plus}"
             args.append(d.seconds(-lease))
-        return self._execute(sql, args) == 1
+        taken = self._execute(sql, args) == 1
+        if taken:
+            self._count([item_id], counters.outcome_name(status, remark))
+        return taken
 
     # -- stored files (the toolkit records them, the scheduler deletes them) ------------
 

@@ -62,9 +62,11 @@ class WebApp:
             return http.respond(start, 503, "the database is unavailable\n")
 
     def protected(self, path: str, environ: Environ, start: StartResponse) -> Any:
-        """The routes behind the token: /, /api, /metrics."""
+        """The routes behind the token (/, /api), and /metrics."""
         from dlsupervisor.web import dashboard, metrics
 
+        if path == "/metrics":  # like /healthz, for the scraper: no token (contract.md §8)
+            return metrics.serve(self, start)
         if path == "/login":
             return dashboard.login(self, environ, start)
         if not self.authorised(environ):
@@ -73,8 +75,6 @@ class WebApp:
             return dashboard.login_form(start, 401)
         if path == "/":
             return dashboard.page(self, environ, start)
-        if path == "/metrics":
-            return metrics.serve(self, start)
         if path == "/api/tasks":
             return http.respond_json(start, 200, self.tasks(query_of(environ)))
         if match := _TASK.match(path):

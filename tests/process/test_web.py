@@ -151,3 +151,41 @@ def test_concurrent_downloads_never_pass_the_limit(web):
     assert sorted(codes) == [200] * 5 + [410] * 15
     row = w.env.db.item(item_id)
     assert (row["status"], row["download_times"]) == (ItemStatus.EXPIRED, 5)
+
+
+def scrape(w: Web) -> dict[tuple[str, tuple], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    code, _, body = w.get("/metrics")
+    assert code == 200
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_real_work_and_survive_a_killed_web_child(web):
+    w = web(max_downloads=1)
+    _, item_id, path = w.export()
+    assert w.get(path)[0] == 200  # the only download: the item expires
+    _, (failed,) = w.env.new_task({"do": "rows", "rows": [["a"], ["b"]], "raise_at": 1}, sub_type=25)
+    w.daemon.wait_item(failed, timeout=20, status=ItemStatus.FAILED)
+    before = scrape(w)
+    done = ("dlsupervisor_items_total", (("outcome", "done"), ("subtype", "toolkit")))
+    assert before[done] >= 1
+    assert before[("dlsupervisor_items_total", (("outcome", "failed"), ("subtype", "toolkit")))] >= 1
+    assert before[("dlsupervisor_items_total", (("outcome", "expired"), ("subtype", "toolkit")))] >= 1
+    assert before[("dlsupervisor_item_duration_seconds_count", (("subtype", "toolkit"),))] >= 2
+    assert sum(v for (name, labels), v in before.items() if name == "dlsupervisor_workers") == 2
+    assert all("org" not in dict(labels) and "item" not in dict(labels) for _, labels in before)
+    child = w.daemon.wait_child("web", state="idle")
+    os.kill(child["pid"], signal.SIGKILL)
+    w.daemon.wait_child("web", timeout=15, state="idle", restarts=1)
+    wait_until(w.healthy, timeout=15, what="the restarted web child answering")
+    after = scrape(w)
+    for key, value in before.items():
+        if key[0].endswith(("_total", "_count", "_sum", "_bucket")):
+            assert after[key] >= value, key
+    restarts = ("dlsupervisor_child_restarts_total", (("role", "web"), ("subtype", "")))
+    assert after[restarts] >= 1
