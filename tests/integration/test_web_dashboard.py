@@ -39,7 +39,8 @@ def task_ids(page) -> list[int]:
 def test_the_dashboard_lists_tasks_newest_first_escaped_and_filtered(sqlite_env, tmp_path, browser):
     settings = web_settings(tmp_path / "web.ini", sqlite_env.db_url)
     first, _ = done_item(sqlite_env, "7/1/1/a.csv", "a.csv", org_id=7)
-    evil, _ = done_item(sqlite_env, "8/2/2/b.csv", "b.csv", org_id=8, task_name=EVIL, remark=EVIL)
+    evil, _ = done_item(sqlite_env, "8/2/2/b.csv", "b.csv", org_id=8, remark=EVIL)
+    sqlite_env.db.execute("UPDATE download_task_main SET task_name = %s WHERE id = %s", (EVIL, evil))
     with serving(settings) as port:
         page = browser.new_page()
         page.goto(f"http://127.0.0.1:{port}/")
