@@ -24,7 +24,8 @@ def child_conf(settings: Settings, sub: SubtypeSettings | str | None) -> tuple[A
         return ("web", settings.web, settings.database, settings.storage, settings.supervisor.run_dir)
     if sub is None:
         return ("scheduler", *shared)
-    return (dataclasses.replace(sub, workers=0), *shared)
+    links = (settings.web.public_url, settings.web.secret) if settings.web else None  # the urls it writes
+    return (dataclasses.replace(sub, workers=0), *shared, links)
 
 
 def wanted(settings: Settings, scale_delta: int, scheduler: bool) -> dict[str | None, int]:
