@@ -241,7 +241,7 @@ def test_the_web_section_loads_with_its_defaults_and_limits(tmp_path):
         "127.0.0.1",
         8480,
         "http://h:8480",
-        "k",
+        "s3cr3t-k",
         "",
     )
     assert (settings.download_limit("a"), settings.download_limit("b"), settings.download_limit(None)) == (
