@@ -199,7 +199,13 @@ def test_on_sqlite_a_file_that_is_not_a_database_is_one_line_for_every_command(t
 
 def test_the_expected_schema_is_read_from_both_ddl_files_alike():
     mysql, sqlite = schema.expected("mysql"), schema.expected("sqlite")
-    tables = ["download_task_main", "download_item", "dlsupervisor_subtype", "dlsupervisor_file"]
+    tables = [
+        "download_task_main",
+        "download_item",
+        "dlsupervisor_subtype",
+        "dlsupervisor_file",
+        "dlsupervisor_counter",
+    ]
     assert list(mysql.columns) == tables
     assert mysql.columns == sqlite.columns
     assert "md5_value" in mysql.columns["download_item"] and "PRIMARY" not in mysql.columns["download_item"]
