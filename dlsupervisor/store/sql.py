@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -35,6 +36,8 @@ from dlsupervisor.store.records import (
     summaries,
     tallies,
 )
+
+log = logging.getLogger("dlsupervisor.store")
 
 ACTIVE = (ItemStatus.READY, ItemStatus.PROCESSING)  # the same numbers for tasks and items
 REGISTRATION_COLUMNS = ("sub_type", "name", "type", "queue_key", "multi")
@@ -321,6 +324,12 @@ class SqlStore:
         added = counters.increments(outcome, seconds)
         if not item_ids or not added:
             return
+        try:
+            self._add_counts(item_ids, added)
+        except Exception as exc:  # noqa: BLE001 - a metric is never worth an outcome's retry
+            log.warning("metrics: counters not updated (%s)", type(exc).__name__)
+
+    def _add_counts(self, item_ids: Sequence[int], added: list[tuple[str, float]]) -> None:
         rows = self._query(
             "SELECT COALESCE(i.type, t.sub_type) AS sub_type, COUNT(*) AS n FROM download_item i "
             f"LEFT JOIN download_task_main t ON t.id = i.task_id WHERE i.id IN ({marks(item_ids)}) "
