@@ -21,6 +21,8 @@ from dlsupervisor import tls
 from dlsupervisor.errors import ConfigError
 from dlsupervisor.storage import config as storage_config
 from dlsupervisor.storage.config import StorageSettings
+from dlsupervisor.web import settings as web_config
+from dlsupervisor.web.settings import WebSettings
 
 ENV_DATABASE_URL = "DLSUPERVISOR_DATABASE_URL"
 ENV_REDIS_URL = "DLSUPERVISOR_REDIS_URL"
@@ -101,11 +103,7 @@ class SubtypeSettings:
     multi: bool | None = None
     notify_url: str = ""  # completion notices: POSTed here (contract.md §9); empty: none
     notify_for: float = 86400.0  # seconds a notice is retried before it is given up
-
-
-@dataclass(frozen=True)
-class WebSettings:
-    secret: str = field(default="", repr=False)  # signs notices; never logged
+    max_downloads: int | None = None  # None: [web] max_downloads
 
 
 @dataclass(frozen=True)
@@ -117,7 +115,15 @@ class Settings:
     scheduler: SchedulerSettings = SchedulerSettings()
     subtypes: tuple[SubtypeSettings, ...] = ()
     storage: StorageSettings = field(default_factory=lambda: storage_config.build({})[0])
-    web: WebSettings = WebSettings()
+    web: WebSettings | None = None  # no [web] section: no web child
+    web_secret: str = field(default="", repr=False)  # signs links and notices; never logged
+
+    def download_limit(self, name: str | None) -> int:
+        """The download limit of a subtype's items (0: none): its [subtype:], else [web]."""
+        sub = self.subtype(name) if name else None
+        if sub is not None and sub.max_downloads is not None:
+            return sub.max_downloads
+        return self.web.max_downloads if self.web else 0
 
     def subtype(self, name: str) -> SubtypeSettings | None:
         return next((s for s in self.subtypes if s.name == name), None)
@@ -250,9 +256,9 @@ SUBTYPE_KEYS: Mapping[str, Parser] = MappingProxyType(
         "multi": _bool,
         "notify_url": _notify_url,
         "notify_for": _positive_float,
+        "max_downloads": _nonneg_int,
     }
 )
-WEB_KEYS: Mapping[str, Parser] = MappingProxyType({"secret": _text})
 DATABASE_KEYS = ("url",)
 REDIS_KEYS = ("url", "key_prefix", "sentinels", "service_name", "sentinel_password")
 SEED_KEYS = MappingProxyType(
@@ -320,7 +326,7 @@ def load(path: str, environ: Mapping[str, str] | None = None, *, foreign_section
     reader = _Reader(path, _parse_file(path))
     sections = reader.parser.sections()
     for section in sections:
-        known = section in ("supervisor", "database", "redis", "scheduler", "storage", "download_task", "web")
+        known = section in ("supervisor", "database", "redis", "scheduler", "storage", "web", "download_task")
         if not known and not section.startswith("subtype:") and not foreign_sections:
             raise reader.error(section, None, "unknown section")
 
@@ -332,9 +338,12 @@ def load(path: str, environ: Mapping[str, str] | None = None, *, foreign_section
     storage, problem = storage_config.build(_section(reader, "storage", storage_config.STORAGE_KEYS))
     if problem:
         raise reader.error("storage", *problem)
-    web = WebSettings(**_section(reader, "web", WEB_KEYS))
-    if environ.get("DLSUPERVISOR_WEB_SECRET"):
-        web = WebSettings(secret=environ["DLSUPERVISOR_WEB_SECRET"])
+    web = None
+    if reader.parser.has_section("web"):
+        web, problem = web_config.build(reader.typed("web", web_config.WEB_KEYS), environ)
+        if problem:
+            raise reader.error("web", *problem)
+    web_secret = web.secret if web else environ.get(web_config.ENV_SECRET, "")
     return Settings(
         path=abspath,
         database=database,
@@ -344,6 +353,7 @@ def load(path: str, environ: Mapping[str, str] | None = None, *, foreign_section
         subtypes=subtypes,
         storage=storage,
         web=web,
+        web_secret=web_secret,
     )
 
 

@@ -125,3 +125,21 @@ CREATE TABLE IF NOT EXISTS `dlsupervisor_notice` (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='dlsupervisor: completion notices';
 -- Due notices of a subtype: pending ones only, by when they are due.
 CREATE INDEX IF NOT EXISTS `index_dls_notice_due` ON `dlsupervisor_notice` (`sub_type`, `state`, `next_try`);
+
+-- Additive counters for /metrics (contract.md §8): item outcomes and export durations per
+-- sub_type, incremented where outcomes are recorded, so they survive any process's restart.
+CREATE TABLE IF NOT EXISTS `dlsupervisor_counter` (
+  `sub_type` int NOT NULL,
+  `name` varchar(64) NOT NULL,
+  `value` double NOT NULL DEFAULT '0',
+  PRIMARY KEY (`sub_type`, `name`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='dlsupervisor: metric counters';
+
+-- Additive counters for /metrics (contract.md §8): item outcomes and export durations per
+-- sub_type, incremented where outcomes are recorded, so they survive any process's restart.
+CREATE TABLE IF NOT EXISTS `dlsupervisor_counter` (
+  `sub_type` int NOT NULL,
+  `name` varchar(64) NOT NULL,
+  `value` double NOT NULL DEFAULT '0',
+  PRIMARY KEY (`sub_type`, `name`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='dlsupervisor: metric counters';

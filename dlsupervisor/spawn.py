@@ -16,6 +16,7 @@ import select
 import signal
 import socket
 import threading
+import time
 import traceback
 from collections.abc import Callable
 
@@ -252,6 +253,35 @@ def scheduler_main(settings: Settings, slot: Slot, master_pid: int, lifeline_fd:
         return stop.requested
 
     return run_guarded(lambda: scheduler.run(should_stop, parent_alive), log)
+
+
+def web_main(settings: Settings, slot: Slot, master_pid: int, lifeline_fd: int) -> int:
+    """The web child (contract.md §8): never imports user code; a thread keeps its slot beating."""
+    setproctitle.setproctitle(f"{TITLE} web")
+    logsetup.configure(settings.supervisor.log_level, settings.supervisor.log_file, "web")
+    log = logging.getLogger("dlsupervisor.web")
+    stop = StopState()
+    install_stop_handlers(stop, slot)
+    watch_parent(master_pid, lifeline_fd)
+    every = max(0.5, min(5.0, settings.supervisor.heartbeat_timeout / 4))
+
+    def beat() -> None:
+        while True:
+            slot.beat()
+            time.sleep(every)
+
+    from dlsupervisor.web.server import make_server
+
+    try:
+        server = make_server(settings)
+    except (OSError, RuntimeError) as exc:
+        log.error("boot error: cannot serve on %s: %s", settings.web.listen if settings.web else "", exc)
+        return EX_BOOT
+    slot.write(SlotState.IDLE)
+    threading.Thread(target=beat, name="web-beat", daemon=True).start()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
+    log.info("web: serving on %s", settings.web.listen if settings.web else "")
+    return run_guarded(lambda: server.run() or EX_RECYCLE, log)
 
 
 def run_guarded(loop: Callable[[], int], log: logging.Logger) -> int:

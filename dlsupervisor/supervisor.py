@@ -429,7 +429,9 @@ class Master:
     def spawn(self, child: Child, now: float) -> None:
         slot = Slot()
         lifeline = self.lifeline.read_fd
-        if child.subtype is None:
+        if child.role == "web":
+            main = partial(spawn.web_main, self.settings, slot, self.pid, lifeline)
+        elif child.subtype is None:
             main = partial(spawn.scheduler_main, self.settings, slot, self.pid, lifeline)
         else:
             main = partial(

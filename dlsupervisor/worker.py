@@ -7,6 +7,7 @@ that set `stop` / raise Aborted (spawn.py).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -89,12 +90,12 @@ class Worker:
         self.slot = slot or NullSlot()
         handler.bind_progress(self.slot.progress)
         self.notices = Notices(
-            sub, route.sub_type, handler, store, settings.web.secret, self._with_store, self.slot
+            sub, route.sub_type, handler, store, settings.web_secret, self._with_store, self.slot
         )
         self.stop = stop or StopState()
         self.parent_alive = parent_alive
         recorder = getattr(store, "record_file", None)  # the stored files' bookkeeping (filesweep.py)
-        toolkit.attach(handler, settings.storage, settings.scheduler.file_ttl, recorder)
+        toolkit.attach(handler, settings.storage, settings.scheduler.file_ttl, recorder, settings.web)
         self.items_done = 0
         self.label = label or f"{sub.name}#{os.getpid()}"  # SUBTYPE#SLOT under a master
         self._store_outage = Outage(log)
@@ -234,7 +235,9 @@ class Worker:
             log.debug(
                 "item %d (task %d): started by %s, attempt %d", item_id, item.task_id, self.label, attempt
             )
+            began = time.monotonic()
             outcome = outcomes.export_item(self.handler, item)
+            outcome = dataclasses.replace(outcome, seconds=time.monotonic() - began)
             file_ttl = self.settings.scheduler.file_ttl
             recorded = self._with_store(lambda: self.store.record(item_id, token, outcome, file_ttl), True)
             self.items_done += 1

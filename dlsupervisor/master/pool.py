@@ -9,25 +9,39 @@ from typing import Any
 from dlsupervisor.child import Child, ChildState
 from dlsupervisor.config import Settings, SubtypeSettings
 
+WEB = "[web]"  # the web child's role key: brackets cannot end a [subtype:NAME] name
 
-def child_conf(settings: Settings, sub: SubtypeSettings | None) -> tuple[Any, ...]:
+
+def role_key(child: Child) -> str | None:
+    """A child's key in `wanted`: its subtype, None for the scheduler, WEB for the web child."""
+    return WEB if child.role == "web" else child.subtype
+
+
+def child_conf(settings: Settings, sub: SubtypeSettings | str | None) -> tuple[Any, ...]:
     """What a child was started with, minus what it does not use: a reload compares these."""
     shared = (settings.database, settings.redis, settings.scheduler)
+    if sub is WEB:
+        return ("web", settings.web, settings.database, settings.storage, settings.supervisor.run_dir)
     if sub is None:
         return ("scheduler", *shared)
-    return (dataclasses.replace(sub, workers=0), *shared)
+    links = (settings.web.public_url, settings.web.secret) if settings.web else None  # the urls it writes
+    return (dataclasses.replace(sub, workers=0), *shared, links)
 
 
 def wanted(settings: Settings, scale_delta: int, scheduler: bool) -> dict[str | None, int]:
-    """How many children each role should have: None is the scheduler."""
+    """How many children each role should have: None is the scheduler, WEB the web child."""
     counts: dict[str | None, int] = {None: 1} if scheduler else {}
+    if settings.web is not None and scheduler:
+        counts[WEB] = 1
     for sub in settings.subtypes:
         counts[sub.name] = max(0, sub.workers + scale_delta)
     return counts
 
 
 def new_child(settings: Settings, subtype: str | None, number: int, now: float) -> Child:
-    """A child record due to start at `now`: the scheduler, or worker `number` of a subtype."""
+    """A child record due to start at `now`: the scheduler, the web child, or worker `number` of a subtype."""
+    if subtype == WEB:
+        return Child("web", "web", None, number, child_conf(settings, WEB), next_start_at=now)
     sub = settings.subtype(subtype) if subtype else None
     name = "scheduler" if subtype is None else f"{subtype}#{number}"
     role = "scheduler" if subtype is None else "worker"
@@ -58,7 +72,7 @@ class Pool:
 
     def active(self, role: str | None) -> list[Child]:
         """The children of a role (subtype name, None: the scheduler) not on their way out."""
-        return [c for c in self.children if c.subtype == role and not c.retiring]
+        return [c for c in self.children if role_key(c) == role and not c.retiring]
 
     def busy(self) -> list[Child]:
         """Live children holding work the master has not started killing."""
@@ -66,7 +80,9 @@ class Pool:
 
     def surplus(self, counts: dict[str | None, int]) -> list[tuple[Child, str]]:
         """Children to retire: roles no longer wanted, then extras, idle and highest numbers first."""
-        extra = [(c, "subtype removed") for c in self.children if not c.retiring and c.subtype not in counts]
+        extra = [
+            (c, "subtype removed") for c in self.children if not c.retiring and role_key(c) not in counts
+        ]
         for role, count in counts.items():
             active = self.active(role)
             ranked = sorted(active, key=lambda c: (c.busy, -c.number))

@@ -12,7 +12,7 @@ from typing import Any
 
 from dlsupervisor.child import Child
 from dlsupervisor.config import Settings
-from dlsupervisor.master.pool import child_conf
+from dlsupervisor.master.pool import WEB, child_conf
 
 
 @dataclass
@@ -45,7 +45,12 @@ def retirements(children: Iterable[Child], new: Settings) -> list[tuple[Child, s
         if child.retiring:
             continue
         sub = new.subtype(child.subtype) if child.subtype else None
-        if child.subtype is not None and sub is None:
+        if child.role == "web":
+            if new.web is None:
+                leaving.append((child, "[web] removed"))
+            elif child.conf != child_conf(new, WEB):
+                leaving.append((child, "configuration changed"))
+        elif child.subtype is not None and sub is None:
             leaving.append((child, "subtype removed"))
         elif child.conf != child_conf(new, sub):
             leaving.append((child, "configuration changed"))

@@ -109,6 +109,9 @@ class MySQLDialect(Dialect):
     def upsert(self, key: str, columns: Sequence[str]) -> str:
         return "ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in columns)
 
+    def accumulate(self, key: str, column: str) -> str:
+        return f"ON DUPLICATE KEY UPDATE {column} = {column} + VALUES({column})"
+
 
 MYSQL = MySQLDialect(
     now="NOW(3)",

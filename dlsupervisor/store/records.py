@@ -56,6 +56,7 @@ class Outcome:
     url: str | None = None
     md5: str | None = None
     file_name: str | None = None
+    seconds: float | None = None  # how long the export ran (the worker's; the metrics' histogram)
 
 
 class NoticeState(enum.IntEnum):

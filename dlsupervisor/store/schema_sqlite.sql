@@ -128,3 +128,11 @@ CREATE TABLE IF NOT EXISTS dlsupervisor_notice (
   PRIMARY KEY (task_id, kind)
 );
 CREATE INDEX IF NOT EXISTS index_dls_notice_due ON dlsupervisor_notice (sub_type, state, next_try);
+
+-- Additive counters for /metrics (schema.sql says how).
+CREATE TABLE IF NOT EXISTS dlsupervisor_counter (
+  sub_type INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  value REAL NOT NULL DEFAULT 0,
+  PRIMARY KEY (sub_type, name)
+);

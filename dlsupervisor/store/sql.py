@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from dlsupervisor import remarks
+from dlsupervisor import counters, remarks
 from dlsupervisor.errors import StoreUnavailable
 from dlsupervisor.model import DownloadItem, DownloadTaskMain, ItemStatus, TaskStatus
 from dlsupervisor.registry import Registration
@@ -41,6 +42,8 @@ from dlsupervisor.store.records import (
     summaries,
     tallies,
 )
+
+log = logging.getLogger("dlsupervisor.store")
 
 ACTIVE = (ItemStatus.READY, ItemStatus.PROCESSING)  # the same numbers for tasks and items
 NOTICE_KINDS = ("hook", "webhook")  # on_task_finished, and the POST to notify_url
@@ -81,6 +84,10 @@ class Dialect:
 
     def upsert(self, key: str, columns: Sequence[str]) -> str:
         """The clause after INSERT ... VALUES that overwrites `columns` of a row with this key."""
+        raise NotImplementedError
+
+    def accumulate(self, key: str, column: str) -> str:
+        """The clause after INSERT ... VALUES that adds to `column` of a row with this key."""
         raise NotImplementedError
 
 
@@ -247,32 +254,88 @@ class SqlStore:
                 )
         return rows[0]["status"] if rows else None
 
-    def count_download(self, item_id: int, limit: int | None) -> tuple[bool, int, int] | None:
+    def count_download(
+        self, item_id: int, limit: int | None, file_grace: float = 0.0
+    ) -> tuple[bool, int, int] | None:
         """Count a download of a DONE item; at `limit` downloads the item is EXPIRED (and its
-        task, if no file is left).  Returns (counted, status after, downloads), None if no item."""
-        keyed = self.dialect.keyed("status")
+        task, if no file is left).  Returns (counted, status after, downloads), None if no item.
+
+        One conditional UPDATE decides, so concurrent downloads (any process, any supervisor)
+        never pass the limit; `status` is assigned first, as MySQL reads the columns it has
+        already set.  The last download's file is deleted `file_grace` seconds later (a
+        presigned url outlives this call).
+        """
+        d, keyed, times = self.dialect, self.dialect.keyed("status"), "COALESCE(download_times, 0)"
+        limit = limit or 0
+        last = f"? > 0 AND {times} + 1 >= ?"  # this download reaches the limit
         with self._transaction() as session:
             counted = session.execute(
-                "UPDATE download_item SET download_times = COALESCE(download_times, 0) + 1 "
-                f"WHERE id = ? AND {keyed} = ?",
-                (item_id, ItemStatus.DONE),
+                f"UPDATE download_item SET last_updated_time = CASE WHEN {last} THEN {d.now} "
+                f"ELSE last_updated_time END, status = CASE WHEN {last} THEN ? ELSE status END, "
+                f"download_times = {times} + 1 WHERE id = ? AND {keyed} = ? AND (? = 0 OR {times} < ?)",
+                (limit, limit, limit, limit, ItemStatus.EXPIRED, item_id, ItemStatus.DONE, limit, limit),
             )
             found = session.query(
                 "SELECT task_id, status, download_times FROM download_item WHERE id = ?", (item_id,)
             )
             if not found:
                 return None
-            times, status = found[0]["download_times"] or 0, found[0]["status"]
-            if counted and limit and times >= limit:
-                session.execute(
-                    f"UPDATE download_item SET status = ?, last_updated_time = {self.dialect.now} "
-                    f"WHERE id = ? AND {keyed} = ?",
-                    (ItemStatus.EXPIRED, item_id, ItemStatus.DONE),
-                )
+            downloads, status = found[0]["download_times"] or 0, found[0]["status"]
+            if counted and status == ItemStatus.EXPIRED:
                 self._expire_tasks(session, [found[0]["task_id"]])
-                self._mark_files_due(session, "item_id = ?", [item_id])
-                status = ItemStatus.EXPIRED
-        return bool(counted), status, times
+                self._mark_files_due(session, "item_id = ?", [item_id], grace=file_grace)
+        if counted and status == ItemStatus.EXPIRED:
+            self._count([item_id], "expired")
+        return bool(counted), status, downloads
+
+    def download_of(self, item_id: int) -> dict[str, Any] | None:
+        """What serving an item's file needs (never its data): the item, its task's sub_type
+        and org, and the storage key the toolkit recorded."""
+        rows = self._query(
+            "SELECT i.id, i.task_id, i.status, i.file_name, i.expire_time, i.url, "
+            "COALESCE(i.type, t.sub_type) AS sub_type, f.storage_key, f.deleted_time "
+            "FROM download_item i LEFT JOIN download_task_main t ON t.id = i.task_id "
+            "LEFT JOIN dlsupervisor_file f ON f.item_id = i.id WHERE i.id = ?",
+            (item_id,),
+        )
+        return rows[0] if rows else None
+
+    def web_tasks(
+        self,
+        org_id: int | None,
+        status: int | None,
+        sub_type: int | None,
+        limit: int,
+        task_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Tasks newest first (by primary key), optionally filtered, with their items (never
+        the data columns: user blobs stay in the database)."""
+        where, args = [], []
+        for column, value in (
+            ("id", task_id),
+            ("org_id", org_id),
+            ("status", status),
+            ("sub_type", sub_type),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        rows = self._query(
+            "SELECT id, org_id, task_name, sub_type, status, remark, created_time, last_updated_time "
+            f"FROM download_task_main {'WHERE ' + ' AND '.join(where) if where else ''} "
+            "ORDER BY id DESC LIMIT ?",
+            (*args, limit),
+        )
+        ids = [row["id"] for row in rows]
+        items = ids and self._query(
+            "SELECT id, task_id, status, file_name, url, download_times, expire_time, remark "
+            f"FROM download_item WHERE task_id IN ({marks(ids)}) ORDER BY id",
+            ids,
+        )
+        by_task: dict[int, list[dict[str, Any]]] = {task_id: [] for task_id in ids}
+        for item in items or []:
+            by_task[item["task_id"]].append(item)
+        return [{**row, "items": by_task[row["id"]]} for row in rows]
 
     # -- worker ------------------------------------------------------------------------
 
@@ -331,7 +394,62 @@ class SqlStore:
         else:
             sql = f"UPDATE download_item SET status = ?, remark = ?, last_updated_time = {d.now} {fence}"
             args = (outcome.status, outcome.remark)
-        return self._execute(sql, (*args, item_id, ItemStatus.PROCESSING, token)) == 1
+        recorded = self._execute(sql, (*args, item_id, ItemStatus.PROCESSING, token)) == 1
+        if recorded:
+            self._count([item_id], counters.outcome_name(outcome.status, outcome.remark), outcome.seconds)
+        return recorded
+
+    def _count(self, item_ids: Sequence[int], outcome: str | None, seconds: float | None = None) -> None:
+        """Add one outcome per item (and an export time) to the metrics' counters, by sub_type.
+
+        After the outcome's own statement: a counter lost to an outage between the two is
+        a metric off by one, never an outcome lost."""
+        added = counters.increments(outcome, seconds)
+        if not item_ids or not added:
+            return
+        try:
+            self._add_counts(item_ids, added)
+        except Exception as exc:  # noqa: BLE001 - a metric is never worth an outcome's retry
+            log.warning("metrics: counters not updated (%s)", type(exc).__name__)
+
+    def _add_counts(self, item_ids: Sequence[int], added: list[tuple[str, float]]) -> None:
+        rows = self._query(
+            "SELECT COALESCE(i.type, t.sub_type) AS sub_type, COUNT(*) AS n FROM download_item i "
+            f"LEFT JOIN download_task_main t ON t.id = i.task_id WHERE i.id IN ({marks(item_ids)}) "
+            "GROUP BY COALESCE(i.type, t.sub_type)",
+            list(item_ids),
+        )
+        values = [
+            (
+                row["sub_type"] if row["sub_type"] is not None else -1,
+                name,
+                amount * (row["n"] if name.startswith("items:") else 1),
+            )
+            for row in rows
+            for name, amount in added
+        ]
+        self._execute(
+            "INSERT INTO dlsupervisor_counter (sub_type, name, value) VALUES "
+            + ", ".join("(?, ?, ?)" for _ in values)
+            + " "
+            + self.dialect.accumulate("sub_type, name", "value"),
+            [part for row in values for part in row],
+        )
+
+    def counter_values(self) -> list[dict[str, Any]]:
+        """Every counter (a few per sub_type): /metrics reads them at scrape time."""
+        return self._query("SELECT sub_type, name, value FROM dlsupervisor_counter")
+
+    def active_counts(self) -> list[dict[str, Any]]:
+        """READY and PROCESSING items per sub_type, and the oldest READY one's creation (active rows
+        only, through the status index)."""
+        return self._query(
+            "SELECT COALESCE(i.type, t.sub_type) AS sub_type, i.status, COUNT(*) AS n, "
+            "MIN(i.created_time) AS oldest FROM download_item i "
+            "LEFT JOIN download_task_main t ON t.id = i.task_id WHERE i.status IN (?, ?) "
+            "GROUP BY COALESCE(i.type, t.sub_type), i.status",
+            ACTIVE,
+        )
 
     def load_task(self, task_id: int) -> DownloadTaskMain | None:
         rows = self._query("SELECT * FROM download_task_main WHERE id = ?", (task_id,))
@@ -712,6 +830,7 @@ class SqlStore:
                 (ItemStatus.EXPIRED, *item_ids, done),
             )
             tasks = self._expire_tasks(session, sorted({r["task_id"] for r in rows}))
+        self._count(item_ids, "expired")
         return items, tasks
 
     def _expire_tasks(self, session: Session, task_ids: list[int]) -> int:
@@ -748,22 +867,28 @@ class SqlStore:
         if lease is not None:
             sql += f" AND last_updated_time < {d.now_plus}"
             args.append(d.seconds(-lease))
-        return self._execute(sql, args) == 1
+        taken = self._execute(sql, args) == 1
+        if taken:
+            self._count([item_id], counters.outcome_name(status, remark))
+        return taken
 
     # -- stored files (the toolkit records them, the scheduler deletes them) ------------
 
-    def _files_due_now_sql(self, condition: str, args: list[Any]) -> tuple[str, list[Any]]:
-        """Make the not yet deleted files matching `condition` due for deletion now."""
+    def _files_due_now_sql(
+        self, condition: str, args: list[Any], grace: float = 0.0
+    ) -> tuple[str, list[Any]]:
+        """Make the not yet deleted files matching `condition` due for deletion `grace` s from now."""
+        d = self.dialect
         return (
-            f"UPDATE dlsupervisor_file SET next_try = {self.dialect.now} "
+            f"UPDATE dlsupervisor_file SET next_try = {d.now_plus} "
             f"WHERE deleted_time IS NULL AND {condition}",
-            args,
+            [d.seconds(grace), *args],
         )
 
-    def _mark_files_due(self, session: Session, condition: str, args: list[Any]) -> None:
-        """Due for deletion now; without the table (initdb not rerun) there is nothing to mark."""
+    def _mark_files_due(self, session: Session, condition: str, args: list[Any], grace: float = 0.0) -> None:
+        """Due for deletion; without the table (initdb not rerun) there is nothing to mark."""
         try:
-            session.execute(*self._files_due_now_sql(condition, args))
+            session.execute(*self._files_due_now_sql(condition, args, grace))
         except StoreUnavailable:
             raise
         except Exception:  # the backend's "no such table", raised as is

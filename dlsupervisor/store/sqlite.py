@@ -84,6 +84,9 @@ class SQLiteDialect(Dialect):
     def upsert(self, key: str, columns: Sequence[str]) -> str:
         return f"ON CONFLICT ({key}) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in columns)
 
+    def accumulate(self, key: str, column: str) -> str:
+        return f"ON CONFLICT ({key}) DO UPDATE SET {column} = {column} + excluded.{column}"
+
 
 SQLITE = SQLiteDialect(
     now=NOW,

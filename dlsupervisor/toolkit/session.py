@@ -26,6 +26,8 @@ from dlsupervisor.toolkit.hashing import HashingFile
 from dlsupervisor.toolkit.names import sanitise
 from dlsupervisor.toolkit.output import Output, Result
 from dlsupervisor.toolkit.zipstream import Source, ZipStream
+from dlsupervisor.web import links
+from dlsupervisor.web.settings import WebSettings
 
 log = logging.getLogger("dlsupervisor.worker")
 
@@ -37,9 +39,15 @@ CHUNK = 1 << 20
 
 class Toolkit:
     def __init__(
-        self, storage: StorageSettings, file_ttl: int = DEFAULT_TTL, recorder: Recorder | None = None
+        self,
+        storage: StorageSettings,
+        file_ttl: int = DEFAULT_TTL,
+        recorder: Recorder | None = None,
+        web: WebSettings | None = None,
     ) -> None:
+        """`web`: with a [web] public_url, urls are signed links to the web child (contract.md §8)."""
         self.settings = storage
+        self.web = web
         self.file_ttl = file_ttl
         self.recorder = recorder
         self._storage: Storage | None = None
@@ -86,6 +94,10 @@ class Toolkit:
         """Keep a finished file for the commit; its url is known now (a key, a presigned GET)."""
         key = self.key(file_name)
         self.staged.append((path, key))
+        web = self.web
+        if web is not None and web.public_url and self.item is not None and self.item.id is not None:
+            url = links.signed_url(web.public_url, web.secret, self.item.id, self.link_seconds())
+            return url, md5, file_name
         return self.storage.link(key, self.link_seconds()), md5, file_name
 
     def commit(self) -> None:
@@ -148,9 +160,15 @@ class Toolkit:
         return self.stage(bundle.raw.path, name, bundle.close())
 
 
-def attach(handler: Any, storage: StorageSettings, file_ttl: int, recorder: Recorder | None) -> Toolkit:
+def attach(
+    handler: Any,
+    storage: StorageSettings,
+    file_ttl: int,
+    recorder: Recorder | None,
+    web: WebSettings | None = None,
+) -> Toolkit:
     """The worker's toolkit for `handler` (Worker.__init__)."""
-    toolkit = Toolkit(storage, file_ttl, recorder)
+    toolkit = Toolkit(storage, file_ttl, recorder, web)
     setattr(handler, ATTRIBUTE, toolkit)
     return toolkit
 

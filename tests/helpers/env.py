@@ -34,6 +34,7 @@ def config_text(
     scheduler: dict[str, Any] | None = None,
     redis_keys: dict[str, Any] | None = None,
     storage: dict[str, Any] | None = None,
+    web: dict[str, Any] | None = None,
 ) -> str:
     sections = {
         "supervisor": {"run_dir": run_dir, "log_level": "DEBUG", **(supervisor or {})},
@@ -42,6 +43,8 @@ def config_text(
     }
     if storage:
         sections["storage"] = storage
+    if web is not None:
+        sections["web"] = web
     if redis_url:
         sections["redis"] = {"url": redis_url, "key_prefix": prefix, **(redis_keys or {})}
     if subtypes is None:

@@ -207,6 +207,7 @@ def test_the_expected_schema_is_read_from_both_ddl_files_alike():
         "dlsupervisor_org_slots",
         "dlsupervisor_progress",
         "dlsupervisor_notice",
+        "dlsupervisor_counter",
     ]
     assert list(mysql.columns) == tables
     assert mysql.columns["dlsupervisor_progress"] == ("item_id", "task_id", "done", "total", "updated_time")

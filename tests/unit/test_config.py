@@ -214,3 +214,61 @@ def test_the_applications_own_sections_are_refused_unless_asked_for(tmp_path):
         handle.write("[supervisor]\nstop_timeout = soon\n")
     with pytest.raises(ConfigError, match=r"\[supervisor\] stop_timeout"):
         config.load(path, environ={}, foreign_sections=True)
+
+
+WEB_BASE = """
+[database]
+url = sqlite:///./dl.db
+
+[subtype:a]
+handler = m:A
+max_downloads = 2
+
+[subtype:b]
+handler = m:B
+"""
+
+
+def test_the_web_section_loads_with_its_defaults_and_limits(tmp_path):
+    text = (
+        WEB_BASE
+        + "[web]\nlisten = 127.0.0.1:8480\npublic_url = http://h:8480/\n"
+        + "secret = s3cr3t-k\nmax_downloads = 5\n"
+    )
+    settings = config.load(write(tmp_path, text), environ={})
+    web = settings.web
+    assert (web.host, web.port, web.public_url, web.secret, web.token) == (
+        "127.0.0.1",
+        8480,
+        "http://h:8480",
+        "s3cr3t-k",
+        "",
+    )
+    assert (settings.download_limit("a"), settings.download_limit("b"), settings.download_limit(None)) == (
+        2,
+        5,
+        5,
+    )
+    assert "s3cr3t-k" not in repr(settings)
+    assert config.load(write(tmp_path, WEB_BASE), environ={}).web is None
+    from_env = config.load(write(tmp_path, WEB_BASE + "[web]\n"), environ={"DLSUPERVISOR_WEB_SECRET": "e"})
+    assert from_env.web.secret == "e" and from_env.web.listen == "127.0.0.1:8480"
+
+
+@pytest.mark.parametrize(
+    "section, problem",
+    [
+        ("[web]\n", r"\[web\] secret: missing \(or set DLSUPERVISOR_WEB_SECRET\)"),
+        (
+            "[web]\nsecret = k\nlisten = 0.0.0.0:8480\n",
+            r"\[web\] token: required when listen is not a loopback",
+        ),
+        ("[web]\nsecret = k\nlisten = 8480\n", r"\[web\] listen: must be host:port"),
+        ("[web]\nsecret = k\npublic_url = h:1\n", r"\[web\] public_url: must be an http"),
+        ("[web]\nsecret = k\nmax_downloads = -1\n", r"\[web\] max_downloads: must be a whole number"),
+        ("[web]\nsecret = k\nsecrte = x\n", r"\[web\] secrte: unknown key"),
+    ],
+)
+def test_a_bad_web_section_is_one_line_naming_the_key(tmp_path, section, problem):
+    with pytest.raises(ConfigError, match=problem):
+        config.load(write(tmp_path, WEB_BASE + section), environ={})

@@ -27,15 +27,17 @@ FAST = {"min_uptime": 1, "max_backoff": 2, "kill_grace": 1, "stop_timeout": 3, "
 
 
 class Harness:
-    def __init__(self, env, subtypes=None, scheduler=None, **supervisor) -> None:
+    def __init__(self, env, subtypes=None, scheduler=None, web=None, **supervisor) -> None:
         self.env = env
         self.subtypes = subtypes or {
             "behaviour": {"handler": "tests.hooks.behaviours:Behaviour", "workers": 1}
         }
-        env.write_config(supervisor={**FAST, **supervisor}, subtypes=self.subtypes, scheduler=scheduler or {})
+        env.write_config(
+            supervisor={**FAST, **supervisor}, subtypes=self.subtypes, scheduler=scheduler or {}, web=web
+        )
         self.clock = FakeClock()
         self.ops = FakeOps()
-        self.master = Master(env.settings, clock=self.clock, ops=self.ops, scheduler=False)
+        self.master = Master(env.settings, clock=self.clock, ops=self.ops, scheduler=web is not None)
         self.master.begin(self.clock())
 
     def tick(self, after: float = 0.0) -> None:
@@ -231,6 +233,34 @@ def test_reload_replaces_only_the_children_whose_configuration_changed(harness):
     assert b.retiring and h.ops.signals_to(b.pid) == [("pid", signal.SIGTERM)]
     assert h.child("b#1") is not b and h.child("b#1").state is ChildState.STARTING
     assert h.master.settings.subtype("b").timeout == 9
+
+
+WEB = {"listen": "127.0.0.1:8480", "secret": "s"}
+
+
+def test_a_web_section_adds_a_supervised_web_child_restarted_and_reloaded_like_any(harness):
+    h = harness(web=WEB)
+    h.boot()
+    web = h.child("web")
+    assert (web.role, web.subtype, web.state) == ("web", None, ChildState.RUNNING)
+    first = web.pid
+    h.ops.exit(first, -signal.SIGKILL)
+    h.tick(5.0)
+    again = h.child("web")
+    assert again.pid != first and (again.state, again.restarts) == (ChildState.STARTING, 1)
+    written = statusfile.load(h.master.status_path)
+    assert {c.name: c.role for c in written.children}["web"] == "web"
+    h.boot()
+    h.env.write_config(supervisor=FAST, subtypes=h.subtypes, web={**WEB, "max_downloads": 3})
+    h.master.on_signal(signal.SIGHUP, h.clock.now)
+    h.tick()
+    assert again.retiring and h.ops.signals_to(again.pid) == [("pid", signal.SIGTERM)]
+    assert h.child("web") is not again and h.child("web").state is ChildState.STARTING
+    assert not h.child("behaviour#1").retiring  # its links did not change
+    h.env.write_config(supervisor=FAST, subtypes=h.subtypes)
+    h.master.on_signal(signal.SIGHUP, h.clock.now)
+    h.tick()
+    assert all(c.retiring or c.role != "web" for c in h.master.pool)
 
 
 def test_a_reload_whose_handlers_do_not_import_changes_nothing(harness):

@@ -1,0 +1,191 @@
+"""contract.md §8 against the real daemon: the supervised web child, /healthz, and downloads
+through signed links over real HTTP (status codes, counting, the limit under concurrency,
+Range, Unicode names, path traversal)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from dlsupervisor.model import ItemStatus
+from dlsupervisor.web import links
+from tests.helpers.daemon import Daemon, gone, title
+from tests.helpers.wait import wait_until
+from tests.process.test_daemon import FAST
+
+HANDLER = "tests.hooks.toolkit_hooks:ToolkitExport"
+SECRET = "test-web-secret"
+NAME = "导出报表 2026.csv"
+BODY = "".join(f"line {n}\n" for n in range(80))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def request(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+class Web:
+    def __init__(self, env, daemon: Daemon, port: int, files) -> None:
+        self.env, self.daemon, self.port, self.files = env, daemon, port, files
+
+    def get(self, path: str, **headers: str) -> tuple[int, dict, bytes]:
+        return request(self.port, path, headers)
+
+    def healthy(self) -> bool:
+        try:
+            return self.get("/healthz")[0] == 200
+        except OSError:
+            return False
+
+    def export(self, name: str = NAME, body: str = BODY) -> tuple[int, int, str]:
+        """A finished item: (task id, item id, its url path)."""
+        task_id, (item_id,) = self.env.new_task({"do": "file", "name": name, "body": body}, sub_type=25)
+        row = self.daemon.wait_item(item_id, timeout=20, status=ItemStatus.DONE)
+        parts = urllib.parse.urlsplit(row["url"])
+        assert f"{parts.scheme}://{parts.netloc}" == f"http://127.0.0.1:{self.port}"
+        return task_id, item_id, f"{parts.path}?{parts.query}"
+
+
+@pytest.fixture
+def web(env, tmp_path):
+    made = []
+
+    def make(max_downloads: int = 0, **web_keys) -> Web:
+        port = free_port()
+        files = tmp_path / "files"
+        keys = {"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}", "secret": SECRET}
+        d = Daemon(
+            env,
+            subtypes={"toolkit": {"handler": HANDLER, "workers": 2, "max_downloads": max_downloads}},
+            supervisor={**FAST},
+            storage={"path": files},
+            web={**keys, **web_keys},
+        )
+        made.append(d)
+        d.start()
+        served = Web(env, d, port, files)
+        wait_until(served.healthy, timeout=15, what="the web child answering", context=d.context)
+        return served
+
+    yield make
+    for d in made:
+        assert not d.close()
+
+
+def test_the_web_child_is_supervised_restarted_and_healthy(web):
+    w = web()
+    child = w.daemon.wait_child("web", state="idle")
+    assert title(child["pid"]).startswith("dlsupervisor: web")
+    os.kill(child["pid"], signal.SIGKILL)
+    wait_until(lambda: gone(child["pid"]), what="the web child gone")
+    again = w.daemon.wait_child("web", timeout=15, state="idle", restarts=1)
+    assert again["pid"] != child["pid"]
+    wait_until(w.healthy, timeout=15, what="the restarted web child answering")
+
+
+def test_a_signed_link_serves_the_file_with_its_unicode_name_and_ranges(web):
+    w = web(max_downloads=3)
+    _, item_id, path = w.export()
+    code, headers, body = w.get(path)
+    assert code == 200 and body.decode() == BODY
+    assert headers["content-disposition"] == (
+        "attachment; filename=\"____ 2026.csv\"; filename*=UTF-8''" + urllib.parse.quote(NAME, safe="")
+    )
+    code, headers, body = w.get(path, Range="bytes=10-29")
+    assert code == 206 and body == BODY.encode()[10:30]
+    assert headers["content-range"] == f"bytes 10-29/{len(BODY)}"
+    assert w.env.db.item(item_id)["download_times"] == 2
+    code, _, body = w.get(path, Range="bytes=-5")  # the third: served, and the item expires
+    assert code == 206 and body == BODY.encode()[-5:]
+    row = w.env.db.item(item_id)
+    assert (row["status"], row["download_times"]) == (ItemStatus.EXPIRED, 3)
+    assert w.get(path)[0] == 410
+    assert w.env.db.item(item_id)["download_times"] == 3
+
+
+def test_bad_links_get_403_404_410_and_no_path_reaches_the_file_system(web):
+    w = web()
+    _, item_id, path = w.export(body="secret bytes")
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+    expiry, sig = query["e"][0], query["s"][0]
+    assert w.get(f"/d/{item_id}")[0] == 403
+    assert w.get(f"/d/{item_id}?e={expiry}&s={'0' * 64}")[0] == 403
+    assert w.get(f"/d/{item_id}?e={int(expiry) + 1}&s={sig}")[0] == 403  # expiry is signed
+    assert w.get(f"/d/{item_id + 1}?e={expiry}&s={sig}")[0] == 403  # so is the item
+    unknown = 987654321
+    assert w.get(f"/d/{unknown}?e={expiry}&s={links.signature(SECRET, unknown, int(expiry))}")[0] == 404
+    past = int(time.time()) - 10
+    assert w.get(f"/d/{item_id}?e={past}&s={links.signature(SECRET, item_id, past)}")[0] == 410
+    (w.files / "outside.txt").write_text("not yours")
+    for hostile in ("/d/../outside.txt", "/d/%2e%2e/outside.txt", f"/d/{item_id}/../../outside.txt"):
+        code, _, body = w.get(f"{hostile}?e={expiry}&s={sig}")
+        assert code in (403, 404) and b"not yours" not in body, hostile
+    assert not w.env.db.item(item_id)["download_times"]
+    w.env.db.execute("UPDATE download_item SET status = %s WHERE id = %s", (ItemStatus.FAILED, item_id))
+    assert w.get(path)[0] == 410
+
+
+def test_concurrent_downloads_never_pass_the_limit(web):
+    w = web(max_downloads=5)
+    _, item_id, path = w.export()
+    with ThreadPoolExecutor(20) as pool:
+        codes = list(pool.map(lambda _: w.get(path)[0], range(20)))
+    assert sorted(codes) == [200] * 5 + [410] * 15
+    row = w.env.db.item(item_id)
+    assert (row["status"], row["download_times"]) == (ItemStatus.EXPIRED, 5)
+
+
+def scrape(w: Web) -> dict[tuple[str, tuple], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    code, _, body = w.get("/metrics")
+    assert code == 200
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_real_work_and_survive_a_killed_web_child(web):
+    w = web(max_downloads=1)
+    _, item_id, path = w.export()
+    assert w.get(path)[0] == 200  # the only download: the item expires
+    _, (failed,) = w.env.new_task({"do": "rows", "rows": [["a"], ["b"]], "raise_at": 1}, sub_type=25)
+    w.daemon.wait_item(failed, timeout=20, status=ItemStatus.FAILED)
+    before = scrape(w)
+    done = ("dlsupervisor_items_total", (("outcome", "done"), ("subtype", "toolkit")))
+    assert before[done] >= 1
+    assert before[("dlsupervisor_items_total", (("outcome", "failed"), ("subtype", "toolkit")))] >= 1
+    assert before[("dlsupervisor_items_total", (("outcome", "expired"), ("subtype", "toolkit")))] >= 1
+    assert before[("dlsupervisor_item_duration_seconds_count", (("subtype", "toolkit"),))] >= 2
+    assert sum(v for (name, labels), v in before.items() if name == "dlsupervisor_workers") == 2
+    assert all("org" not in dict(labels) and "item" not in dict(labels) for _, labels in before)
+    child = w.daemon.wait_child("web", state="idle")
+    os.kill(child["pid"], signal.SIGKILL)
+    w.daemon.wait_child("web", timeout=15, state="idle", restarts=1)
+    wait_until(w.healthy, timeout=15, what="the restarted web child answering")
+    after = scrape(w)
+    for key, value in before.items():
+        if key[0].endswith(("_total", "_count", "_sum", "_bucket")):
+            assert after[key] >= value, key
+    restarts = ("dlsupervisor_child_restarts_total", (("role", "web"), ("subtype", "")))
+    assert after[restarts] >= 1
