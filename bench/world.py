@@ -154,9 +154,19 @@ def insert_items(db_url: str, count: int, data: dict[str, Any], *, task_status: 
     With task_status=0 they are what an application inserting rows itself makes: the
     scheduler dispatches them.  Returns the item ids, in order.
     """
+    with contextlib.closing(connect(db_url)) as conn:
+        return insert_batch(conn, count, data, task_status=task_status)
+
+
+def insert_batch(
+    conn: pymysql.connections.Connection, count: int, data: dict[str, Any], *, task_status: int = 1
+) -> list[int]:
+    """insert_items on an open connection, tasks and items committed together (one transaction,
+    as an application inserting a batch does: no pass ever sees a task without its item)."""
     text = json.dumps(data)
     tag = f"bench-{uuid.uuid4().hex[:12]}"
-    with contextlib.closing(connect(db_url)) as conn, conn.cursor() as cursor:
+    with conn.cursor() as cursor:
+        cursor.execute("BEGIN")
         cursor.execute(
             "INSERT INTO download_task_main (org_id, task_name, platform, type, sub_type, status, data) "
             f"SELECT 1, %s, 1, %s, %s, %s, %s FROM seq_1_to_{int(count)}",
@@ -172,7 +182,9 @@ def insert_items(db_url: str, count: int, data: dict[str, Any], *, task_status: 
             "WHERE t.task_name = %s ORDER BY i.id",
             (tag,),
         )
-        return [row["id"] for row in cursor.fetchall()]
+        ids = [row["id"] for row in cursor.fetchall()]
+        cursor.execute("COMMIT")
+    return ids
 
 
 def insert_task_sql(conn: pymysql.connections.Connection, data: dict[str, Any]) -> int:
@@ -205,3 +217,29 @@ def item_state(conn: pymysql.connections.Connection, item_id: int) -> dict[str, 
         row = cursor.fetchone()
     row["at"] = float(row["at"])
     return row
+
+
+def wait_done(db_url: str, item_ids: list[int], timeout: float) -> dict[str, Any]:
+    """Wait until every item is DONE (or `timeout`); the rate between first and last DONE."""
+    low, high = min(item_ids), max(item_ids)
+    deadline = time.monotonic() + timeout
+    with contextlib.closing(connect(db_url)) as conn, conn.cursor() as cursor:
+        while True:
+            cursor.execute(
+                "SELECT COUNT(*) AS n, UNIX_TIMESTAMP(MIN(last_updated_time)) AS first, "
+                "UNIX_TIMESTAMP(MAX(last_updated_time)) AS last FROM download_item "
+                "WHERE status = 2 AND id BETWEEN %s AND %s",
+                (low, high),
+            )
+            row = cursor.fetchone()
+            if row["n"] >= len(item_ids) or time.monotonic() >= deadline:
+                break
+            time.sleep(0.25)
+    done = int(row["n"])
+    span = float(row["last"] - row["first"]) if done > 1 else 0.0
+    return {
+        "done": done,
+        "complete": done >= len(item_ids),
+        "seconds": span,
+        "items_per_s": (done - 1) / span if span > 0 else 0.0,
+    }

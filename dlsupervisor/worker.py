@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from dlsupervisor import logsetup, outcomes, queue, remarks
+from dlsupervisor import counters, logsetup, outcomes, queue, remarks
 from dlsupervisor.config import Settings, SubtypeSettings
 from dlsupervisor.errors import EX_ORPHANED, EX_RECYCLE, Aborted
 from dlsupervisor.model import DownloadItem, DownloadTaskMain, ItemStatus, TaskStatus
@@ -34,6 +34,7 @@ log = logging.getLogger("dlsupervisor.worker")
 POP_TIMEOUT = 1.0  # seconds one wait for work blocks, for callers driving run_once
 IDLE_WAIT = 5.0  # the longest an idle worker waits for work between beats
 STOP_CHECK = 0.5  # the longest one block on the queue lasts: how late a waiting worker sees a stop
+COUNT_EVERY = 1.0  # seconds a busy worker's tallied outcomes wait for the metrics' counters
 
 
 @dataclass
@@ -97,6 +98,10 @@ class Worker:
         recorder = getattr(store, "record_file", None)  # the stored files' bookkeeping (filesweep.py)
         toolkit.attach(handler, settings.storage, settings.scheduler.file_ttl, recorder, settings.web)
         self.items_done = 0
+        self.tally = counters.Tally()  # outcomes not yet in the metrics' counters
+        self._counted_at = time.monotonic()
+        self._counts_failed = False
+        self._ran = False  # handled a message since it last waited: look before blocking
         self.label = label or f"{sub.name}#{os.getpid()}"  # SUBTYPE#SLOT under a master
         self._store_outage = Outage(log)
         self._refusals = Refusals(log, "a worker's call")
@@ -125,8 +130,10 @@ class Worker:
             reason = self.recycle_reason()
             if reason:
                 log.info("worker %s: recycling after %d items (%s)", self.label, self.items_done, reason)
+                self.flush_counts()
                 return EX_RECYCLE
         self.slot.write(SlotState.STOPPING)
+        self.flush_counts()
         return EX_RECYCLE
 
     def run_once(self, timeout: float = POP_TIMEOUT) -> bool:
@@ -145,9 +152,32 @@ class Worker:
                 self._give_back(popped)
             else:
                 self._handle(popped.text)
+                self._ran = True
+            if time.monotonic() - self._counted_at >= COUNT_EVERY:
+                self.flush_counts()
             return True
         finally:
             self.stop.holding = False
+
+    def flush_counts(self) -> None:
+        """Add the tallied outcomes to the metrics' counters (counters.py).  Refused or
+        unreachable, they stay tallied for the next flush: a metric is never worth a retry."""
+        self._counted_at = time.monotonic()
+        rows = self.tally.rows()
+        if not rows:
+            return
+        busy, self.stop.busy = self.stop.busy, True  # a stop lets the statement finish
+        try:
+            self.store.add_counts(rows)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            if not self._counts_failed:
+                log.warning("worker %s: metrics counters not updated (%s)", self.label, type(exc).__name__)
+            self._counts_failed = True
+            return
+        finally:
+            self.stop.busy = busy
+        self._counts_failed = False
+        self.tally.sums.clear()
 
     def _wait(self, timeout: float) -> Popped | None:
         """Wait up to `timeout` for a wake-up, in blocks of at most STOP_CHECK.
@@ -158,13 +188,25 @@ class Worker:
         waits or holds a message (stop.holding) SIGTERM only sets the flag, and
         short blocks see it within STOP_CHECK: a few more idle round trips a
         second, for a stop that is prompt and loses nothing.
+
+        A worker that has just run something first looks without blocking: an
+        empty queue then nudges the scheduler, whose next pass dispatches the READY
+        rows an application inserted since its last one, instead of a poll later.
         """
         deadline = time.monotonic() + timeout
+        if self._ran:  # just worked: if nothing is queued, ask the scheduler for a pass now
+            self._ran = False
+            popped = self._with_queue(lambda: self.queue.pop(self.route, 0))
+            if popped is not None or self.stop.requested:
+                return popped
+            self._with_queue(self.queue.nudge)
         while True:
             block = max(0.01, min(STOP_CHECK, deadline - time.monotonic()))
             popped = self._with_queue(lambda block=block: self.queue.pop(self.route, block))
             if popped is not None or self.stop.requested or time.monotonic() >= deadline:
                 return popped
+            if self.tally.sums:  # idle: what it counted goes to the metrics now
+                self.flush_counts()
 
     def _give_back(self, popped: Popped) -> None:
         """A stop came with a wake-up in hand: queue it again, in its place, for another worker."""
@@ -239,7 +281,12 @@ class Worker:
             outcome = outcomes.export_item(self.handler, item)
             outcome = dataclasses.replace(outcome, seconds=time.monotonic() - began)
             file_ttl = self.settings.scheduler.file_ttl
-            recorded = self._with_store(lambda: self.store.record(item_id, token, outcome, file_ttl), True)
+            recorded = self._with_store(
+                lambda: self.store.record(item_id, token, outcome, file_ttl, count=False), True
+            )
+            if recorded:
+                name = counters.outcome_name(outcome.status, outcome.remark)
+                self.tally.add(self.route.sub_type, name, outcome.seconds)
             self.items_done += 1
             self._log_outcome(item_id, item.task_id, outcome, recorded)
             return True

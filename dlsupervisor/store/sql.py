@@ -375,7 +375,9 @@ class SqlStore:
         )
         return int(rows[0]["n"])
 
-    def record(self, item_id: int, token: str, outcome: Outcome, file_ttl: int) -> bool:
+    def record(self, item_id: int, token: str, outcome: Outcome, file_ttl: int, count: bool = True) -> bool:
+        """The outcome, if the claim is still `token`'s; `count=False`: the caller counts it
+        (a worker's Tally), and the record is this one statement."""
         d = self.dialect
         fence = f"WHERE id = ? AND {d.keyed('status')} = ? AND remark = ?"
         if outcome.status == ItemStatus.DONE:
@@ -395,7 +397,7 @@ class SqlStore:
             sql = f"UPDATE download_item SET status = ?, remark = ?, last_updated_time = {d.now} {fence}"
             args = (outcome.status, outcome.remark)
         recorded = self._execute(sql, (*args, item_id, ItemStatus.PROCESSING, token)) == 1
-        if recorded:
+        if recorded and count:
             self._count([item_id], counters.outcome_name(outcome.status, outcome.remark), outcome.seconds)
         return recorded
 
@@ -419,15 +421,22 @@ class SqlStore:
             "GROUP BY COALESCE(i.type, t.sub_type)",
             list(item_ids),
         )
-        values = [
-            (
-                row["sub_type"] if row["sub_type"] is not None else -1,
-                name,
-                amount * (row["n"] if name.startswith("items:") else 1),
-            )
-            for row in rows
-            for name, amount in added
-        ]
+        self.add_counts(
+            [
+                (
+                    row["sub_type"] if row["sub_type"] is not None else -1,
+                    name,
+                    amount * (row["n"] if name.startswith("items:") else 1),
+                )
+                for row in rows
+                for name, amount in added
+            ]
+        )
+
+    def add_counts(self, values: Sequence[tuple[int, str, float]]) -> None:
+        """Add (sub_type, name, amount) to the counters, in one statement."""
+        if not values:
+            return
         self._execute(
             "INSERT INTO dlsupervisor_counter (sub_type, name, value) VALUES "
             + ", ".join("(?, ?, ?)" for _ in values)

@@ -171,10 +171,15 @@ def test_metrics_count_real_work_and_survive_a_killed_web_child(web):
     assert w.get(path)[0] == 200  # the only download: the item expires
     _, (failed,) = w.env.new_task({"do": "rows", "rows": [["a"], ["b"]], "raise_at": 1}, sub_type=25)
     w.daemon.wait_item(failed, timeout=20, status=ItemStatus.FAILED)
-    before = scrape(w)
     done = ("dlsupervisor_items_total", (("outcome", "done"), ("subtype", "toolkit")))
-    assert before[done] >= 1
-    assert before[("dlsupervisor_items_total", (("outcome", "failed"), ("subtype", "toolkit")))] >= 1
+    failures = ("dlsupervisor_items_total", (("outcome", "failed"), ("subtype", "toolkit")))
+    # A worker adds what it counted once idle (or once a second while busy): poll for it.
+    before = wait_until(
+        lambda: (found := scrape(w)).get(done, 0) >= 1 and found.get(failures, 0) >= 1 and found,
+        timeout=15,
+        interval=0.2,
+        what="the done and failed items counted",
+    )
     assert before[("dlsupervisor_items_total", (("outcome", "expired"), ("subtype", "toolkit")))] >= 1
     assert before[("dlsupervisor_item_duration_seconds_count", (("subtype", "toolkit"),))] >= 2
     assert sum(v for (name, labels), v in before.items() if name == "dlsupervisor_workers") == 2
