@@ -3,7 +3,7 @@
 Rows of dlsupervisor_counter (sub_type, name, value), read by the web child at scrape
 time: they survive any process's restart, with no per-process metric files.  The
 master's and the scheduler's outcomes are counted by the statement after the one that
-records them (store/sql.py); a worker's are summed in its `Tally` and added at most
+records them (store/sql.py); a worker's are summed in its `CountBuffer` and added at most
 once a second and whenever it is idle (worker.py), so a busy worker's record stays one
 statement: a SIGKILL loses at most its last second of counts, never an outcome.
 """
@@ -55,7 +55,7 @@ def increments(outcome: str | None, seconds: float | None) -> list[tuple[str, fl
 
 
 @dataclass
-class Tally:
+class CountBuffer:
     """Outcomes counted in memory until the next flush: (sub_type, name) -> amount."""
 
     sums: dict[tuple[int, str], float] = field(default_factory=dict)

@@ -25,7 +25,7 @@ from dlsupervisor.queue import Popped, Queue
 from dlsupervisor.registry import REGISTER_EVERY, Registration, Registry, open_registry
 from dlsupervisor.retry import UNAVAILABLE, Outage, Refusals, retrying
 from dlsupervisor.slots import NullSlot, Slot, SlotState
-from dlsupervisor.store import Outcome, WorkerStore
+from dlsupervisor.store import Claim, Outcome, Recording, WorkerStore
 from dlsupervisor.task import DownloadTaskBase
 from dlsupervisor.toolkit import session as toolkit
 
@@ -35,6 +35,7 @@ POP_TIMEOUT = 1.0  # seconds one wait for work blocks, for callers driving run_o
 IDLE_WAIT = 5.0  # the longest an idle worker waits for work between beats
 STOP_CHECK = 0.5  # the longest one block on the queue lasts: how late a waiting worker sees a stop
 COUNT_EVERY = 1.0  # seconds a busy worker's tallied outcomes wait for the metrics' counters
+CHAIN_FOR = 1.0  # seconds of back-to-back items (each record with the next claim) between chores
 
 
 @dataclass
@@ -98,10 +99,11 @@ class Worker:
         recorder = getattr(store, "record_file", None)  # the stored files' bookkeeping (filesweep.py)
         toolkit.attach(handler, settings.storage, settings.scheduler.file_ttl, recorder, settings.web)
         self.items_done = 0
-        self.tally = counters.Tally()  # outcomes not yet in the metrics' counters
+        self.tally = counters.CountBuffer()  # outcomes not yet in the metrics' counters
         self._counted_at = time.monotonic()
         self._counts_failed = False
         self._ran = False  # handled a message since it last waited: look before blocking
+        self._popped: Popped | None = None  # taken while recording, not an item: handled next
         self.label = label or f"{sub.name}#{os.getpid()}"  # SUBTYPE#SLOT under a master
         self._store_outage = Outage(log)
         self._refusals = Refusals(log, "a worker's call")
@@ -137,7 +139,8 @@ class Worker:
         return EX_RECYCLE
 
     def run_once(self, timeout: float = POP_TIMEOUT) -> bool:
-        """Wait up to `timeout` for one message and handle it; True if there was one."""
+        """Wait up to `timeout` for one message and handle it (and one another kind of
+        message taken from the queue meanwhile); True if there was one."""
         now = time.monotonic()
         self.slot.beat(now)
         if now - self._registered_at >= REGISTER_EVERY:
@@ -148,11 +151,13 @@ class Worker:
             popped = self._wait(timeout)
             if popped is None:
                 return False
-            if self.stop.requested:
-                self._give_back(popped)
-            else:
+            while popped is not None:
+                if self.stop.requested:
+                    self._give_back(popped)
+                    break
                 self._handle(popped.text)
                 self._ran = True
+                popped, self._popped = self._popped, None
             if time.monotonic() - self._counted_at >= COUNT_EVERY:
                 self.flush_counts()
             return True
@@ -255,44 +260,90 @@ class Worker:
     # -- one item ----------------------------------------------------------------------
 
     def run_item(self, item_id: int) -> bool:
-        """Claim and export one item; True if this worker ran it.
+        """Claim and export one item, then the next ones queued: True if it ran any.
 
         The claim takes only a READY item of a task not cancelled, routed to this
-        subtype: a duplicate delivery, or an item already taken, is skipped.
+        subtype: a duplicate delivery, or an item already taken, is skipped.  While
+        more wake-ups are queued (for up to CHAIN_FOR, then the loop's chores), each
+        outcome is recorded in the same round trip as the next item's claim.
         """
         self.stop.busy = True  # from here a stop request lets the claim and the export finish
         try:
-            asked = time.monotonic()
-            claim = self._with_store(
-                lambda: self.store.claim(item_id, self.owner, self.route.sub_type, self.sub.max_per_org)
-            )
-            if claim is None:
-                log.debug("worker %s: item %d is not ours to run now; skipped", self.label, item_id)
-                return False
-            item, token, attempt = claim.item, claim.token, claim.attempt
-            if not self._still_ours(asked, lambda: self._renew_item(item_id, token)):
-                log.warning("item %d: claimed, but answered too late: taken over meanwhile; skipped", item_id)
-                return False
-            self.slot.write(SlotState.ITEM, item_id, attempt)
-            log.debug(
-                "item %d (task %d): started by %s, attempt %d", item_id, item.task_id, self.label, attempt
-            )
-            began = time.monotonic()
-            outcome = outcomes.export_item(self.handler, item)
-            outcome = dataclasses.replace(outcome, seconds=time.monotonic() - began)
-            file_ttl = self.settings.scheduler.file_ttl
-            recorded = self._with_store(
-                lambda: self.store.record(item_id, token, outcome, file_ttl, count=False), True
-            )
-            if recorded:
-                name = counters.outcome_name(outcome.status, outcome.remark)
-                self.tally.add(self.route.sub_type, name, outcome.seconds)
-            self.items_done += 1
-            self._log_outcome(item_id, item.task_id, outcome, recorded)
-            return True
+            claim = self._claim(item_id)
+            ran = claim is not None
+            until = time.monotonic() + CHAIN_FOR
+            while claim is not None:
+                item_id, claim = self._export(item_id, claim, until)
+            return ran
         finally:
             self.stop.busy = False
             self.slot.write(SlotState.IDLE)
+
+    def _claim(self, item_id: int) -> Claim | None:
+        asked = time.monotonic()
+        claim = self._with_store(
+            lambda: self.store.claim(item_id, self.owner, self.route.sub_type, self.sub.max_per_org)
+        )
+        if claim is None:
+            log.debug("worker %s: item %d is not ours to run now; skipped", self.label, item_id)
+            return None
+        return self._checked(item_id, claim, asked)
+
+    def _checked(self, item_id: int, claim: Claim, asked: float) -> Claim | None:
+        """The claim, unless its answer came so late that it may have been taken over."""
+        if self._still_ours(asked, lambda: self._renew_item(item_id, claim.token)):
+            return claim
+        log.warning("item %d: claimed, but answered too late: taken over meanwhile; skipped", item_id)
+        return None
+
+    def _export(self, item_id: int, claim: Claim, until: float) -> tuple[int, Claim | None]:
+        """Run the claimed item and record its outcome; the next item, if it claimed one."""
+        item = claim.item
+        self.slot.write(SlotState.ITEM, item_id, claim.attempt)
+        log.debug(
+            "item %d (task %d): started by %s, attempt %d", item_id, item.task_id, self.label, claim.attempt
+        )
+        began = time.monotonic()
+        outcome = outcomes.export_item(self.handler, item)
+        outcome = dataclasses.replace(outcome, seconds=time.monotonic() - began)
+        done = Recording(item_id, claim.token, outcome, self.settings.scheduler.file_ttl)
+        next_id = self._next_item() if time.monotonic() < until else None
+        asked = time.monotonic()
+        if next_id is None:
+            recorded, claimed = self._with_store(lambda: self.store.record(*done, count=False), True), None
+        else:
+            recorded, claimed = self._with_store(
+                lambda: self.store.record_and_claim(
+                    done, next_id, self.owner, self.route.sub_type, self.sub.max_per_org
+                ),
+                True,
+            )
+        self._recorded(done, item.task_id, recorded)
+        if next_id is None or claimed is None:
+            return 0, None
+        return next_id, self._checked(next_id, claimed, asked)
+
+    def _next_item(self) -> int | None:
+        """The next queued item this worker may take now, without waiting: its id.  Another
+        kind of message waits in `_popped` for the loop."""
+        if self.stop.requested or not self.parent_alive() or self._last_before_recycling():
+            return None
+        popped = self._with_queue(lambda: self.queue.pop(self.route, 0))
+        parsed = queue.parse_message(popped.text) if popped is not None else None
+        if parsed is not None and parsed[0] == queue.ITEM:
+            return parsed[1]
+        self._popped = popped
+        return None
+
+    def _last_before_recycling(self) -> bool:
+        return bool(self.sub.max_items) and self.items_done + 1 >= self.sub.max_items
+
+    def _recorded(self, done: Recording, task_id: int, recorded: bool) -> None:
+        if recorded:
+            name = counters.outcome_name(done.outcome.status, done.outcome.remark)
+            self.tally.add(self.route.sub_type, name, done.outcome.seconds)
+        self.items_done += 1
+        self._log_outcome(done.item_id, task_id, done.outcome, recorded)
 
     def _log_outcome(self, item_id: int, task_id: int, outcome: Outcome, recorded: bool) -> None:
         if not recorded:

@@ -32,6 +32,7 @@ from dlsupervisor.store.records import (
     NoticeState,
     Outcome,
     ProgressReport,
+    Recording,
     SplitCommit,
     Tally,
     TaskSummary,
@@ -126,6 +127,30 @@ def claim_sql(dialect: Dialect, item_id: int, owner: str, sub_type: int) -> tupl
     )
     args: list[Any] = [ItemStatus.PROCESSING, *(v for case in cases for v in case), first]
     return sql, [*args, item_id, ItemStatus.READY, TaskStatus.CANCELLED, sub_type]
+
+
+def record_sql(
+    dialect: Dialect, item_id: int, token: str, outcome: Outcome, file_ttl: int
+) -> tuple[str, tuple[Any, ...]]:
+    """The outcome of an item still PROCESSING under `token` (the claim's fence)."""
+    fence = f"WHERE id = ? AND {dialect.keyed('status')} = ? AND remark = ?"
+    if outcome.status == ItemStatus.DONE:
+        sql = (
+            "UPDATE download_item SET status = ?, url = ?, md5_value = ?, file_name = ?, "
+            f"expire_time = COALESCE(expire_time, {dialect.whole_now_plus}), remark = NULL, "
+            f"last_updated_time = {dialect.now} {fence}"
+        )
+        args: tuple[Any, ...] = (
+            ItemStatus.DONE,
+            outcome.url,
+            outcome.md5,
+            outcome.file_name,
+            dialect.seconds(file_ttl),
+        )
+    else:
+        sql = f"UPDATE download_item SET status = ?, remark = ?, last_updated_time = {dialect.now} {fence}"
+        args = (outcome.status, outcome.remark)
+    return sql, (*args, item_id, ItemStatus.PROCESSING, token)
 
 
 def ranked_ready_sql(inner: str, outer: str, order: str = "r.pos") -> str:
@@ -348,12 +373,16 @@ class SqlStore:
         plain read, made after the lock: it sees every claim committed before it.
         """
         org = self._query("SELECT org_id FROM download_item WHERE id = ?", (item_id,)) if cap else []
-        sql, args = claim_sql(self.dialect, item_id, owner, sub_type)
         with self._transaction() as session:
-            if org and self._running(session, sub_type, org[0]["org_id"]) >= cap:
-                return None  # held back: the scheduler sends it again when the org has room
-            session.execute(sql, args)
-            rows = session.query("SELECT * FROM download_item WHERE id = ?", (item_id,))
+            return self._claim_in(session, item_id, owner, sub_type, cap, org)
+
+    def _claim_in(
+        self, session: Session, item_id: int, owner: str, sub_type: int, cap: int, org: list[dict[str, Any]]
+    ) -> Claim | None:
+        if org and self._running(session, sub_type, org[0]["org_id"]) >= cap:
+            return None  # held back: the scheduler sends it again when the org has room
+        session.execute(*claim_sql(self.dialect, item_id, owner, sub_type))
+        rows = session.query("SELECT * FROM download_item WHERE id = ?", (item_id,))
         return claim_of(rows[0] if rows else None, owner)
 
     def _running(self, session: Session, sub_type: int, org_id: int) -> int:
@@ -377,29 +406,22 @@ class SqlStore:
 
     def record(self, item_id: int, token: str, outcome: Outcome, file_ttl: int, count: bool = True) -> bool:
         """The outcome, if the claim is still `token`'s; `count=False`: the caller counts it
-        (a worker's Tally), and the record is this one statement."""
-        d = self.dialect
-        fence = f"WHERE id = ? AND {d.keyed('status')} = ? AND remark = ?"
-        if outcome.status == ItemStatus.DONE:
-            sql = (
-                "UPDATE download_item SET status = ?, url = ?, md5_value = ?, file_name = ?, "
-                f"expire_time = COALESCE(expire_time, {d.whole_now_plus}), remark = NULL, "
-                f"last_updated_time = {d.now} {fence}"
-            )
-            args: tuple[Any, ...] = (
-                ItemStatus.DONE,
-                outcome.url,
-                outcome.md5,
-                outcome.file_name,
-                d.seconds(file_ttl),
-            )
-        else:
-            sql = f"UPDATE download_item SET status = ?, remark = ?, last_updated_time = {d.now} {fence}"
-            args = (outcome.status, outcome.remark)
-        recorded = self._execute(sql, (*args, item_id, ItemStatus.PROCESSING, token)) == 1
+        (a worker's CountBuffer), and the record is this one statement."""
+        recorded = self._execute(*record_sql(self.dialect, item_id, token, outcome, file_ttl)) == 1
         if recorded and count:
             self._count([item_id], counters.outcome_name(outcome.status, outcome.remark), outcome.seconds)
         return recorded
+
+    def record_and_claim(
+        self, done: Recording, next_id: int, owner: str, sub_type: int, cap: int = 0
+    ) -> tuple[bool, Claim | None]:
+        """Record one outcome (uncounted: the caller counts it) and claim the next item, in
+        one transaction: both or neither, so a retry after any failure is a clean retry."""
+        org = self._query("SELECT org_id FROM download_item WHERE id = ?", (next_id,)) if cap else []
+        with self._transaction() as session:
+            recorded = session.execute(*record_sql(self.dialect, *done)) == 1
+            claim = self._claim_in(session, next_id, owner, sub_type, cap, org)
+        return recorded, claim
 
     def _count(self, item_ids: Sequence[int], outcome: str | None, seconds: float | None = None) -> None:
         """Add one outcome per item (and an export time) to the metrics' counters, by sub_type.
