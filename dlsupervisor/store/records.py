@@ -198,6 +198,10 @@ def progress_of(row: dict[str, Any]) -> Progress:
     return Progress(int(row["done"] or 0), int(row["total"]) if known and row["total"] is not None else None)
 
 
+def maybe_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
 def split_closures(decisions: Sequence[Decision]) -> tuple[dict[int, list[int]], list[Decision]]:
     """Task closures as (status -> ids of those closing with no remark, the rest).
 

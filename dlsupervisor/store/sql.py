@@ -31,6 +31,7 @@ from dlsupervisor.store.records import (
     NoticeRef,
     NoticeState,
     Outcome,
+    Progress,
     ProgressReport,
     Recording,
     SplitCommit,
@@ -38,7 +39,9 @@ from dlsupervisor.store.records import (
     TaskSummary,
     claim_of,
     item_refs,
+    maybe_int,
     notice_refs,
+    progress_of,
     split_closures,
     summaries,
     tallies,
@@ -334,7 +337,8 @@ class SqlStore:
         task_id: int | None = None,
     ) -> list[dict[str, Any]]:
         """Tasks newest first (by primary key), optionally filtered, with their items (never
-        the data columns: user blobs stay in the database)."""
+        the data columns: user blobs stay in the database) and their export progress: each
+        item's own row (by primary key) and the task's sum from `task_progress`."""
         where, args = [], []
         for column, value in (
             ("id", task_id),
@@ -352,15 +356,28 @@ class SqlStore:
             (*args, limit),
         )
         ids = [row["id"] for row in rows]
-        items = ids and self._query(
-            "SELECT id, task_id, status, file_name, url, download_times, expire_time, remark "
-            f"FROM download_item WHERE task_id IN ({marks(ids)}) ORDER BY id",
-            ids,
-        )
         by_task: dict[int, list[dict[str, Any]]] = {task_id: [] for task_id in ids}
-        for item in items or []:
+        for item in self._web_items(ids):
             by_task[item["task_id"]].append(item)
-        return [{**row, "items": by_task[row["id"]]} for row in rows]
+        sums = {row["task_id"]: progress_of(row) for row in self.task_progress(ids)}
+        return [{**row, "items": by_task[row["id"]], "export_progress": sums.get(row["id"])} for row in rows]
+
+    def _web_items(self, task_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """The tasks' items (by the task_id index), each with its progress row if it has one
+        (`export_progress`: a Progress, None when the item never reported)."""
+        if not task_ids:
+            return []
+        items = self._query(
+            "SELECT i.id, i.task_id, i.status, i.file_name, i.url, i.download_times, i.expire_time, "
+            "i.remark, p.done AS progress_done, p.total AS progress_total FROM download_item i "
+            "LEFT JOIN dlsupervisor_progress p ON p.item_id = i.id "
+            f"WHERE i.task_id IN ({marks(task_ids)}) ORDER BY i.id",
+            task_ids,
+        )
+        for item in items:
+            done, total = item.pop("progress_done"), item.pop("progress_total")
+            item["export_progress"] = None if done is None else Progress(int(done), maybe_int(total))
+        return items
 
     # -- worker ------------------------------------------------------------------------
 
