@@ -240,6 +240,8 @@ def run(
                 continue
             print(f"bench.toolkit: {name} ...", file=sys.stderr, flush=True)
             runs = [run_case(name, out, rows, source) for _ in range(repeat.get(name, 1))]
+            if not all(r["ok"] for r in runs):  # not a 0 s case (a ZeroDivisionError in markdown)
+                raise RuntimeError(f"bench.toolkit: the {name} case failed (its error is above)")
             results["cases"][name] = min(runs, key=lambda r: r["cpu"])
     return results
 
