@@ -21,14 +21,16 @@ from typing import Any
 from bench import crash, idle, latency, report, scale, throughput, timeouts, toolkit
 from bench.world import World
 
+# --quick's counts: the least that still runs every code path of each measurement (it checks
+# the harness, not the systems; tests/process/test_bench_quick.py runs it in a fresh venv).
 MEASUREMENTS = {
-    "throughput": (throughput.run, {"items": 300, "burst": 300, "stream_s": 0.5}),
-    "latency": (latency.run, {"samples": 20}),
-    "timeouts": (timeouts.run, {"samples": 3}),
-    "crash": (crash.run, {"samples": 3}),
-    "scale": (scale.run, {"history": 20_000}),
-    "idle": (idle.run, {"seconds": 5}),
-    "toolkit": (toolkit.run, {"rows": 20_000, "zip_mb": 100}),  # its own table (bench/toolkit.py)
+    "throughput": (throughput.run, {"items": 40, "burst": 40, "stream_s": 0.2}),
+    "latency": (latency.run, {"samples": 3}),
+    "timeouts": (timeouts.run, {"samples": 1}),
+    "crash": (crash.run, {"samples": 1}),
+    "scale": (scale.run, {"history": 2_000}),
+    "idle": (idle.run, {"seconds": 1}),
+    "toolkit": (toolkit.run, {"rows": 2_000, "zip_mb": 10, "repeat": {}}),  # its own table (bench/toolkit.py)
 }
 
 
