@@ -163,9 +163,21 @@ def insert_batch(
 ) -> list[int]:
     """insert_items on an open connection, tasks and items committed together (one transaction,
     as an application inserting a batch does: no pass ever sees a task without its item)."""
+    for attempt in range(5):  # a deadlock with the scheduler's UPDATEs is retried, as an application would
+        try:
+            return _insert_batch(conn, count, data, task_status)
+        except pymysql.err.OperationalError as exc:
+            if exc.args[0] != 1213 or attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _insert_batch(conn: pymysql.connections.Connection, count: int, data: dict[str, Any], task_status: int):
     text = json.dumps(data)
     tag = f"bench-{uuid.uuid4().hex[:12]}"
     with conn.cursor() as cursor:
+        # READ COMMITTED: the INSERT ... SELECT reads the new tasks without locking them.
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
         cursor.execute("BEGIN")
         cursor.execute(
             "INSERT INTO download_task_main (org_id, task_name, platform, type, sub_type, status, data) "
