@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +222,7 @@ def run(world: World, seconds: float = 10.0, clients: int = 16, processes: int =
     options = {"clients": clients, "processes": processes, "seconds": seconds}
     results: dict[str, Any] = {"seconds": seconds, "clients": clients, "processes": processes}
     results["nginx_version"] = nginx_version()
+    results["waitress_version"] = metadata.version("waitress")
     results["cases"] = cases = {}
     for size, row in items.items():
         print(f"bench.web: {size:,} bytes ...", file=sys.stderr, flush=True)
@@ -253,7 +255,8 @@ def label(size: int | str) -> str:
 def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Web downloads: {results['clients']} keep-alive clients ({results['processes']} processes), "
-        f"{results['seconds']:g} s per case; nginx {results['nginx_version']}.",
+        f"{results['seconds']:g} s per case; nginx {results['nginx_version']}, "
+        f"waitress {results.get('waitress_version', '?')}.",
         "",
         "| file | server | requests/s | MB/s | p50 / p99 ms | server CPU ms/req | client CPU ms/req "
         "| non-200 / errors | vs nginx |",
