@@ -2,6 +2,7 @@
 
     python -m bench                      # everything, under 10 minutes on 2 cores
     python -m bench --only latency,crash # some of them
+    python -m bench --only web           # downloads through the web child against nginx
     python -m bench --quick              # small counts, to check the harness itself
 
 Progress goes to stderr; the results also go to --json FILE.  Every process,
@@ -18,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from bench import crash, idle, latency, report, scale, throughput, timeouts, toolkit
+from bench import crash, idle, latency, report, scale, throughput, timeouts, toolkit, web
 from bench.world import World
 
 # --quick's counts: the least that still runs every code path of each measurement (it checks
@@ -31,6 +32,7 @@ MEASUREMENTS = {
     "scale": (scale.run, {"history": 2_000}),
     "idle": (idle.run, {"seconds": 1}),
     "toolkit": (toolkit.run, {"rows": 2_000, "zip_mb": 10, "repeat": {}}),  # its own table (bench/toolkit.py)
+    "web": (web.run, {"seconds": 1}),  # its own table (bench/web.py)
 }
 
 
@@ -71,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report.markdown(results))
     if "toolkit" in results:
         print("\n" + toolkit.markdown(results["toolkit"]))
+    if "web" in results:
+        print("\n" + web.markdown(results["web"]))
     return 0
 
 

@@ -255,3 +255,15 @@ def wait_done(db_url: str, item_ids: list[int], timeout: float) -> dict[str, Any
         "seconds": span,
         "items_per_s": (done - 1) / span if span > 0 else 0.0,
     }
+
+
+def download_rows(db_url: str, item_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """id -> status, url, download_times and the stored file's key, for the web benchmark."""
+    marks = ", ".join(["%s"] * len(item_ids))
+    with contextlib.closing(connect(db_url)) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.id, i.status, i.url, COALESCE(i.download_times, 0) AS download_times, f.storage_key "
+            f"FROM download_item i LEFT JOIN dlsupervisor_file f ON f.item_id = i.id WHERE i.id IN ({marks})",
+            tuple(item_ids),
+        )
+        return {row["id"]: row for row in cursor.fetchall()}

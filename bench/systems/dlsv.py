@@ -2,7 +2,7 @@
 
 Everything is at its default (log_level INFO to a file, poll_interval 0.5 s,
 stop_timeout 30 s, min_uptime 1 s) except what a measurement passes: the
-worker count, `timeout` and `kill_grace`.
+worker count, `timeout`, `kill_grace`, and extra sections (`[storage]`, `[web]`).
 """
 
 from __future__ import annotations
@@ -30,9 +30,18 @@ class Dlsv:
     finds_rows = True  # its scheduler dispatches rows an application inserted
 
     def __init__(
-        self, world: World, *, label: str = "dlsv", workers: int = 4, timeout: float = 0, **supervisor: Any
+        self,
+        world: World,
+        *,
+        label: str = "dlsv",
+        workers: int = 4,
+        timeout: float = 0,
+        sections: dict[str, dict[str, Any]] | None = None,
+        **supervisor: Any,
     ) -> None:
+        """`sections`: more INI sections, e.g. `storage` and `web` (bench/web.py)."""
         self.world = world
+        self.sections = sections or {}
         self.label = label
         self.workers = workers
         self.timeout = timeout
@@ -55,6 +64,7 @@ class Dlsv:
             "database": {"url": self.db_url},
             "redis": {"url": self.world.redis_url, "key_prefix": f"{self.world.prefix}{self.label}:"},
             f"subtype:{SUBTYPE}": {"handler": HANDLER, "workers": self.workers, "timeout": self.timeout},
+            **self.sections,
         }
         lines = []
         for section, values in sections.items():

@@ -2,7 +2,8 @@
 
 The statements are sql.py's; here are the connection, transactions, the
 classification of errors, and what only MySQL does: the claim and its read-back
-in one round trip, the submit in one packet, GET_LOCK.  The connection uses
+in one round trip, the submit in one packet, a download below its limit counted by one
+statement, GET_LOCK.  The connection uses
 CLIENT.FOUND_ROWS so a rowcount means "matched", which keeps a retried claim
 (same token) idempotent.  It refuses multiple statements in one query (so an
 injected `;` cannot stack a statement) except inside `_multi_statement`.
@@ -26,7 +27,7 @@ from pymysql.cursors import DictCursor
 from dlsupervisor.config import DatabaseSettings
 from dlsupervisor.connections import mysql_connect
 from dlsupervisor.errors import StoreUnavailable
-from dlsupervisor.model import DownloadItem, DownloadTaskMain
+from dlsupervisor.model import DownloadItem, DownloadTaskMain, ItemStatus
 from dlsupervisor.store.records import ITEM_INSERT_COLUMNS, TASK_INSERT_COLUMNS, Claim, Recording, claim_of
 from dlsupervisor.store.sql import Dialect, Failure, SqlStore, claim_sql, insert_sql, record_sql
 
@@ -320,6 +321,33 @@ class MySQLStore(SqlStore):
                 with contextlib.suppress(pymysql.err.MySQLError):
                     cursor.execute("ROLLBACK")
             raise
+
+    def count_download(
+        self, item_id: int, limit: int | None, file_grace: float = 0.0
+    ) -> tuple[bool, int, int] | None:
+        """sql.py's count, in one autocommit statement when this download cannot be the last.
+
+        Concurrent downloads of one item queue on its row lock, which sql.py's transaction
+        holds from its UPDATE to its COMMIT: three round trips of a web child's thread,
+        each waiting for the GIL behind the threads sending files, so the downloads of a
+        popular item went one at a time at that pace.  Here a download that stays below
+        the limit (or has none) is one conditional UPDATE, committed on its own, its new
+        count read from the reply (LAST_INSERT_ID(expr)).  When it matches nothing (the
+        item is not DONE, or this download would reach the limit), sql.py's transaction
+        decides: the last download still expires the item, its task and its file together.
+        """
+        limit = limit or 0
+        times = "COALESCE(download_times, 0)"
+        with self._cursor() as cursor:
+            counted = cursor.execute(
+                f"UPDATE download_item SET download_times = LAST_INSERT_ID({times} + 1) "
+                f"WHERE id = %s AND {self.dialect.keyed('status')} = %s AND (%s = 0 OR {times} + 1 < %s)",
+                (item_id, int(ItemStatus.DONE), limit, limit),
+            )
+            downloads = int(cursor.lastrowid or 0)
+        if counted:
+            return True, ItemStatus.DONE, downloads
+        return super().count_download(item_id, limit, file_grace)
 
     # -- the scheduler's election without Redis ------------------------------------------
 

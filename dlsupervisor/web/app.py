@@ -10,6 +10,7 @@ import hmac
 import logging
 import re
 import threading
+import time
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
@@ -29,6 +30,7 @@ _DOWNLOAD = re.compile(r"^/d/(\d{1,19})$")
 _TASK = re.compile(r"^/api/tasks/(\d{1,19})$")
 API_LIMIT = 500
 REGISTERED_AGE = 10 * 365 * 86400.0  # any registration ever made names its subtype
+NAMES_FOR = 30.0  # seconds the subtype names read from the registry serve downloads
 
 
 class WebApp:
@@ -37,6 +39,7 @@ class WebApp:
         self.settings = settings
         self.web = settings.web
         self._local = threading.local()
+        self._names: tuple[float, dict[int, str]] | None = None  # (monotonic time read, names)
 
     def store(self) -> Store:
         store = getattr(self._local, "store", None)
@@ -54,7 +57,7 @@ class WebApp:
                 return self.healthz(start)
             if match := _DOWNLOAD.match(path):
                 return downloads.serve(
-                    self.settings, self.store(), self.subtype_names(), int(match.group(1)), environ, start
+                    self.settings, self.store(), self.subtype_name, int(match.group(1)), environ, start
                 )
             if path.startswith("/d/"):
                 return http.respond(start, 404, "no such item\n")
@@ -97,6 +100,18 @@ class WebApp:
             cookie = SimpleCookie(environ.get("HTTP_COOKIE", ""))
             given = cookie[http.COOKIE].value if http.COOKIE in cookie else ""
         return hmac.compare_digest(given.encode(), self.web.token.encode())
+
+    def subtype_name(self, sub_type: int) -> str | None:
+        """The name of a download's sub_type (its limit depends on it): the names read
+        within NAMES_FOR seconds, so a download costs no registry round trip, read again
+        when they do not name it (a subtype registered since)."""
+        cached = self._names
+        if cached is not None and time.monotonic() - cached[0] < NAMES_FOR and sub_type in cached[1]:
+            return cached[1][sub_type]
+        read_at = time.monotonic()
+        names = self.subtype_names()
+        self._names = (read_at, names)
+        return names.get(sub_type)
 
     def subtype_names(self) -> dict[int, str]:
         """sub_type -> subtype name: the configuration's, then what workers registered

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 from urllib.parse import parse_qs
 
@@ -40,12 +40,12 @@ def local_path(root: str, key: str) -> str | None:
 def serve(
     settings: Settings,
     store: Any,
-    names: dict[int, str],
+    name_of: Callable[[int], str | None],
     item_id: int,
     environ: Environ,
     start: StartResponse,
 ) -> list[bytes]:
-    """The whole route: 403, 404, 410, or the file (200/206/302); `names`: sub_type -> subtype."""
+    """The whole route: 403, 404, 410, or the file (200/206/302); `name_of`: a sub_type's subtype."""
     web = settings.web
     assert web is not None
     query = parse_qs(environ.get("QUERY_STRING", ""))
@@ -57,7 +57,7 @@ def serve(
         return http.respond(start, 404, "no such item\n")
     if int(expiry) < time.time() or row["status"] != ItemStatus.DONE or not row["storage_key"]:
         return http.respond(start, 410, "this link has expired\n")
-    limit = settings.download_limit(names.get(row["sub_type"]))
+    limit = settings.download_limit(name_of(row["sub_type"]))
     if settings.storage.backend == "s3":
         return _redirect(settings, store, row, limit, start)
     path = local_path(settings.storage.path, row["storage_key"])

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import threading
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
@@ -69,12 +70,14 @@ class Web:
 def web(env, tmp_path):
     made = []
 
-    def make(max_downloads: int = 0, **web_keys) -> Web:
+    def make(max_downloads: int = 0, name: str | None = None, **web_keys) -> Web:
+        """A daemon with a web child; `name`: another supervisor on the same database."""
         port = free_port()
         files = tmp_path / "files"
         keys = {"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}", "secret": SECRET}
         d = Daemon(
             env,
+            name,
             subtypes={"toolkit": {"handler": HANDLER, "workers": 2, "max_downloads": max_downloads}},
             supervisor={**FAST},
             storage={"path": files},
@@ -151,6 +154,28 @@ def test_concurrent_downloads_never_pass_the_limit(web):
         codes = list(pool.map(lambda _: w.get(path)[0], range(20)))
     assert sorted(codes) == [200] * 5 + [410] * 15
     row = w.env.db.item(item_id)
+    assert (row["status"], row["download_times"]) == (ItemStatus.EXPIRED, 5)
+
+
+def test_concurrent_downloads_through_two_supervisors_never_pass_the_limit(web):
+    """Two supervisors on one database, each with its own web child: 20 requests of one link
+    released together, alternating between the two, limit 5 (contract.md §8)."""
+    a = web(max_downloads=5)
+    _, item_id, path = a.export()
+    b = web(max_downloads=5, name="b")
+    assert a.daemon.child("web")["pid"] != b.daemon.child("web")["pid"]
+    together = threading.Barrier(20)
+
+    def download(n: int) -> tuple[int, int]:
+        w = (a, b)[n % 2]
+        together.wait(timeout=30)
+        return w.port, w.get(path)[0]
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(download, range(20)))
+    assert sorted(code for _, code in answers) == [200] * 5 + [410] * 15, answers
+    assert {port for port, _ in answers} == {a.port, b.port}
+    row = a.env.db.item(item_id)
     assert (row["status"], row["download_times"]) == (ItemStatus.EXPIRED, 5)
 
 
