@@ -41,6 +41,11 @@ def run(world: World, items: int = ITEMS) -> dict[str, Any]:
 def drain(world: World, system: System, items: int) -> dict[str, Any]:
     item_ids = insert_items(system.db_url, items, job(world, "noop"))
     system.enqueue(item_ids, job(world, "noop"))
+    return measure_drain(system, item_ids)
+
+
+def measure_drain(system: System, item_ids: list[int]) -> dict[str, Any]:
+    """Start `system` on rows (and wake-ups) already there; its rate until they are DONE."""
     system.start()
     cpu_before, done_before = stats.cpu_seconds(_all_pids(system)), count_done(system.db_url, item_ids)
     try:
@@ -78,6 +83,7 @@ def wait_done(db_url: str, item_ids: list[int], timeout: float) -> dict[str, Any
         "complete": done >= len(item_ids),
         "seconds": span,
         "items_per_s": (done - 1) / span if span > 0 else 0.0,
+        "last_done_at": float(row["last"]) if done else None,  # the database's clock, epoch s
     }
 
 
