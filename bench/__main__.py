@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any
 
-from bench import crash, idle, latency, report, scale, throughput, timeouts, toolkit
+from bench import crash, fairness, idle, latency, report, scale, throughput, timeouts, toolkit
 from bench.world import World
 
 MEASUREMENTS = {
@@ -29,6 +29,7 @@ MEASUREMENTS = {
     "scale": (scale.run, {"history": 20_000}),
     "idle": (idle.run, {"seconds": 5}),
     "toolkit": (toolkit.run, {"rows": 20_000, "zip_mb": 100}),  # its own table (bench/toolkit.py)
+    "fairness": (fairness.run, {"heavy": 100, "items": 300, "repeats": 1}),  # its own table
 }
 
 
@@ -69,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report.markdown(results))
     if "toolkit" in results:
         print("\n" + toolkit.markdown(results["toolkit"]))
+    if "fairness" in results:
+        print("\n" + fairness.markdown(results["fairness"]))
     return 0
 
 
