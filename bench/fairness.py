@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench import stats
+from bench import scale, stats
 from bench.systems import job
 from bench.systems.celery_peer import CeleryPeer
 from bench.systems.dlsv import Dlsv
@@ -48,6 +48,7 @@ ITEMS = 5000
 ORGS = 50
 REPEATS = 2
 DRAIN_WORKERS = 4
+BACKLOGS = (5000, 20000)  # waiting items for one scheduler pass (part 3)
 WAIT_CAP = 120.0  # seconds for a light task to start / the backlog to finish (FIFO: ~10 s)
 
 FAIR, ONE_ORG, CELERY = "dlsupervisor (fair)", "dlsupervisor (one org: FIFO)", "Celery (one queue)"
@@ -56,7 +57,13 @@ QUEUED, DISPATCHED = "queued at ranked places", "dispatched by the scheduler"
 Submit = Callable[[int], int]  # n -> the id the flood needs back (task id / item id)
 
 
-def run(world: World, heavy: int = HEAVY_TASKS, items: int = ITEMS, repeats: int = REPEATS) -> dict:
+def run(
+    world: World,
+    heavy: int = HEAVY_TASKS,
+    items: int = ITEMS,
+    repeats: int = REPEATS,
+    backlogs: tuple[int, ...] = BACKLOGS,
+) -> dict:
     results: dict[str, Any] = {
         "heavy": heavy,
         "light": LIGHT_ORGS,
@@ -74,6 +81,7 @@ def run(world: World, heavy: int = HEAVY_TASKS, items: int = ITEMS, repeats: int
             CELERY: flood_celery(world, heavy),
         }
         results["cost"] = cost(world, items, repeats)
+        results["passes"] = pass_costs(world, backlogs)
     finally:
         world.startups.clear()
         world.startups.update(shared)
@@ -227,11 +235,47 @@ def first_round_orgs(dlsv: Dlsv, orgs: int) -> int:
         return int(cursor.fetchone()["n"])
 
 
+# -- 3. what one scheduler pass pays for a waiting backlog ----------------------------------
+
+
+def pass_costs(world: World, backlogs: tuple[int, ...]) -> list[dict[str, Any]]:
+    """One in-process `Scheduler.tick()` (bench/scale.py's method) over `n` READY items of
+    PROCESSING tasks (what submit() leaves waiting: nothing to dispatch), fresh, then all
+    waiting longer than redispatch_after (re-dispatch ranks them and re-sends 1,000)."""
+    found = []
+    for n in backlogs:
+        dlsv = Dlsv(world, label=f"fp_{n}")  # its database and INI; the daemon is not started
+        insert_items(dlsv.db_url, n, job(world, "noop"), task_status=1)
+        row: dict[str, Any] = {"waiting": n}
+        with scale.in_process(dlsv) as (store, scheduler):
+            row["fresh"] = median_pass(store, scheduler)
+            with contextlib.closing(connect(dlsv.db_url)) as conn, conn.cursor() as cursor:
+                cursor.execute(
+                    "UPDATE download_item SET last_updated_time = NOW(3) - INTERVAL 60 SECOND "
+                    "WHERE status = 0"
+                )
+            row["stale"] = median_pass(store, scheduler)
+        found.append(row)
+    return found
+
+
+def median_pass(store: Any, scheduler: Any, passes: int = 3) -> dict[str, Any]:
+    """The median of `passes` passes by rows read: Handler_read_* summed, statements, ms."""
+    found = []
+    for _ in range(passes):
+        taken = scale.measure(store, scheduler.tick)
+        counters = taken["counters"]
+        reads = sum(v for k, v in counters.items() if k.startswith("Handler_read"))
+        found.append({"handler_reads": reads, "statements": counters["Questions"], "ms": taken["ms"]})
+    return sorted(found, key=lambda m: m["handler_reads"])[len(found) // 2]
+
+
 # -- the table ------------------------------------------------------------------------------
 
 
 def markdown(results: dict[str, Any]) -> str:
-    return "\n".join([*flood_table(results), "", *cost_table(results), "", *verdicts(results)])
+    tables = [*flood_table(results), "", *cost_table(results), "", *pass_table(results)]
+    return "\n".join([*tables, "", *verdicts(results)])
 
 
 def _ms(seconds: float) -> str:
@@ -310,6 +354,23 @@ def cost_table(results: dict[str, Any]) -> list[str]:
         cpu = [sum(r["cpu_ms_per_item"] for r in runs[k]) / len(runs[k]) for k in ("1", orgs)]
         share = f"{100 * fairness_cost(runs):.1f}%"
         lines.append(f"| {way} | {cell('1')} | {cell(orgs)} | {share} | {cpu[0]:.2f} / {cpu[1]:.2f} |")
+    return lines
+
+
+def pass_table(results: dict[str, Any]) -> list[str]:
+    lines = [
+        "One scheduler pass over a waiting backlog (READY items of PROCESSING tasks: nothing to "
+        "dispatch), median of 3: Handler_read_* summed; statements; ms.",
+        "",
+        "| items waiting | fresh | all waiting > redispatch_after |",
+        "|---|---|---|",
+    ]
+    for row in results.get("passes", []):
+
+        def cell(m: dict[str, Any]) -> str:
+            return f"{m['handler_reads']:,}; {m['statements']}; {m['ms']:.0f} ms"
+
+        lines.append(f"| {row['waiting']:,} | {cell(row['fresh'])} | {cell(row['stale'])} |")
     return lines
 
 
