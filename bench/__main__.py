@@ -22,7 +22,7 @@ from bench import crash, fairness, idle, latency, report, scale, throughput, tim
 from bench.world import World
 
 MEASUREMENTS = {
-    "throughput": (throughput.run, {"items": 300}),
+    "throughput": (throughput.run, {"items": 300, "burst": 300, "stream_s": 0.5}),
     "latency": (latency.run, {"samples": 20}),
     "timeouts": (timeouts.run, {"samples": 3}),
     "crash": (crash.run, {"samples": 3}),

@@ -36,8 +36,8 @@ from bench import scale, stats
 from bench.systems import job
 from bench.systems.celery_peer import CeleryPeer
 from bench.systems.dlsv import Dlsv
-from bench.throughput import measure_drain, wait_done
-from bench.world import World, connect, insert_items, insert_task_sql
+from bench.throughput import measure_drain
+from bench.world import World, connect, insert_items, insert_task_sql, wait_done
 
 HEAVY_TASKS = 1000
 LIGHT_ORGS = 10

@@ -128,6 +128,11 @@ def throughput_rows(results: dict[str, Any]) -> list[list[str]]:
         return f"{rate[name]:,.0f}{note}"
 
     ok = rate[DLSV] >= 2 * celery and rate[DLSV] >= 0.6 * raw
+    return [*submitted_rows(tp, cell, rate, ok), *inserted_rows(tp)]
+
+
+def submitted_rows(tp: dict[str, Any], cell: Any, rate: dict[str, float], ok: bool) -> list[list[str]]:
+    raw, celery = rate["raw"] or math.nan, rate[CELERY] or math.nan
     return [
         [
             f"throughput, {tp['items']:,} no-op items, {tp['workers']} workers (items/s)",
@@ -155,6 +160,44 @@ def throughput_rows(results: dict[str, Any]) -> list[list[str]]:
             "",
         ],
     ]
+
+
+def inserted_rows(tp: dict[str, Any]) -> list[list[str]]:
+    """Rows the application inserts: a burst committed at once, and a steady stream."""
+    raw = get(tp, "raw", "items_per_s") or math.nan
+    rows = []
+    for path, what in (
+        ("burst", f"burst of {tp.get('burst', 0):,} rows committed at once"),
+        ("stream", f"steady stream for {tp.get('stream_s', 0):g} s, offered at the raw rate"),
+    ):
+        ours, theirs = get(tp, f"{DLSV} {path}"), get(tp, f"{CELERY} {path}")
+        if not ours or not theirs:
+            continue
+        key = "items_per_s" if path == "burst" else "wall_items_per_s"
+        mine, celery = ours[key], theirs[key] or math.nan
+        rows.append(
+            [
+                f"throughput, rows the application inserts: {what} (items/s; wall from the commit)",
+                f"{mine:,.0f} ({ours['wall_items_per_s']:,.0f})",
+                f"{theirs[key]:,.0f} ({theirs['wall_items_per_s']:,.0f})",
+                "n/a",
+                f"{raw:,.0f}",
+                "≥ 2× Celery and ≥ 60% of raw",
+                verdict(mine >= 2 * celery and mine >= 0.6 * raw),
+            ]
+        )
+        rows.append(
+            [
+                "— share of the raw ceiling / × Celery",
+                f"{100 * mine / raw:.0f}% / {mine / celery:.2f}×",
+                f"{100 * celery / raw:.0f}%",
+                "",
+                "100%",
+                "",
+                "",
+            ]
+        )
+    return rows
 
 
 def latency_rows(results: dict[str, Any]) -> list[list[str]]:

@@ -17,24 +17,33 @@ import multiprocessing
 import time
 from typing import Any
 
-from bench import dbwork, procs, stats
+from bench import dbwork, inserted, procs, stats
 from bench.systems import System, job
 from bench.systems.celery_peer import CeleryPeer
 from bench.systems.dlsv import Dlsv
 from bench.systems.rq_peer import RqPeer
-from bench.world import World, connect, insert_items
+from bench.world import World, connect, insert_items, wait_done
 
 ITEMS = 5000
 WORKERS = 4
 DRAIN_CAP = 30.0  # seconds a system may take; a slower one is rated on what it finished by then
 
 
-def run(world: World, items: int = ITEMS) -> dict[str, Any]:
-    results: dict[str, Any] = {"items": items, "workers": WORKERS}
+def run(
+    world: World, items: int = ITEMS, burst: int = inserted.BURST, stream_s: float = inserted.STREAM_SECONDS
+) -> dict[str, Any]:
+    results: dict[str, Any] = {"items": items, "workers": WORKERS, "burst": burst, "stream_s": stream_s}
     results["raw"] = raw_ceiling(world, items)
     for make in (Dlsv, CeleryPeer, RqPeer):
         system = make(world, label=f"tp_{make.__name__.lower()}", workers=WORKERS)
         results[system.name] = drain(world, system, items)
+    rate = results["raw"]["items_per_s"]
+    for make in (Dlsv, CeleryPeer):  # RQ, a fork per job, is far below either already
+        label = make.__name__.lower()
+        system = make(world, label=f"tpb_{label}", workers=WORKERS)
+        results[f"{system.name} burst"] = inserted.burst(world, system, burst)
+        system = make(world, label=f"tps_{label}", workers=WORKERS)
+        results[f"{system.name} stream"] = inserted.stream(world, system, rate, stream_s)
     return results
 
 
@@ -58,33 +67,6 @@ def measure_drain(system: System, item_ids: list[int]) -> dict[str, Any]:
 
 def _all_pids(system: System) -> list[int]:
     return [pid for pids in system.processes().values() for pid in pids]
-
-
-def wait_done(db_url: str, item_ids: list[int], timeout: float) -> dict[str, Any]:
-    """Wait until every item is DONE (or `timeout`); the rate between first and last DONE."""
-    low, high = min(item_ids), max(item_ids)
-    deadline = time.monotonic() + timeout
-    with contextlib.closing(connect(db_url)) as conn, conn.cursor() as cursor:
-        while True:
-            cursor.execute(
-                "SELECT COUNT(*) AS n, UNIX_TIMESTAMP(MIN(last_updated_time)) AS first, "
-                "UNIX_TIMESTAMP(MAX(last_updated_time)) AS last FROM download_item "
-                "WHERE status = 2 AND id BETWEEN %s AND %s",
-                (low, high),
-            )
-            row = cursor.fetchone()
-            if row["n"] >= len(item_ids) or time.monotonic() >= deadline:
-                break
-            time.sleep(0.25)
-    done = int(row["n"])
-    span = float(row["last"] - row["first"]) if done > 1 else 0.0
-    return {
-        "done": done,
-        "complete": done >= len(item_ids),
-        "seconds": span,
-        "items_per_s": (done - 1) / span if span > 0 else 0.0,
-        "last_done_at": float(row["last"]) if done else None,  # the database's clock, epoch s
-    }
 
 
 def count_done(db_url: str, item_ids: list[int]) -> int:

@@ -158,10 +158,26 @@ def insert_items(
     orgs - 1 in blocks (the first count/orgs rows to the first org, and so on), so the
     fair order is as far from id order as it gets.  Returns the item ids, in order.
     """
+    with contextlib.closing(connect(db_url)) as conn:
+        return insert_batch(conn, count, data, task_status=task_status, org_id=org_id, orgs=orgs)
+
+
+def insert_batch(
+    conn: pymysql.connections.Connection,
+    count: int,
+    data: dict[str, Any],
+    *,
+    task_status: int = 1,
+    org_id: int = 1,
+    orgs: int = 1,
+) -> list[int]:
+    """insert_items on an open connection, tasks and items committed together (one transaction,
+    as an application inserting a batch does: no pass ever sees a task without its item)."""
     text = json.dumps(data)
     tag = f"bench-{uuid.uuid4().hex[:12]}"
     count, orgs = int(count), max(int(orgs), 1)
-    with contextlib.closing(connect(db_url)) as conn, conn.cursor() as cursor:
+    with conn.cursor() as cursor:
+        cursor.execute("BEGIN")
         cursor.execute(
             "INSERT INTO download_task_main (org_id, task_name, platform, type, sub_type, status, data) "
             f"SELECT %s + (seq - 1) * {orgs} DIV {count}, %s, 1, %s, %s, %s, %s FROM seq_1_to_{count}",
@@ -177,7 +193,9 @@ def insert_items(
             "WHERE t.task_name = %s ORDER BY i.id",
             (tag,),
         )
-        return [row["id"] for row in cursor.fetchall()]
+        ids = [row["id"] for row in cursor.fetchall()]
+        cursor.execute("COMMIT")
+    return ids
 
 
 def insert_task_sql(
@@ -213,3 +231,30 @@ def item_state(conn: pymysql.connections.Connection, item_id: int) -> dict[str, 
         row = cursor.fetchone()
     row["at"] = float(row["at"])
     return row
+
+
+def wait_done(db_url: str, item_ids: list[int], timeout: float) -> dict[str, Any]:
+    """Wait until every item is DONE (or `timeout`); the rate between first and last DONE."""
+    low, high = min(item_ids), max(item_ids)
+    deadline = time.monotonic() + timeout
+    with contextlib.closing(connect(db_url)) as conn, conn.cursor() as cursor:
+        while True:
+            cursor.execute(
+                "SELECT COUNT(*) AS n, UNIX_TIMESTAMP(MIN(last_updated_time)) AS first, "
+                "UNIX_TIMESTAMP(MAX(last_updated_time)) AS last FROM download_item "
+                "WHERE status = 2 AND id BETWEEN %s AND %s",
+                (low, high),
+            )
+            row = cursor.fetchone()
+            if row["n"] >= len(item_ids) or time.monotonic() >= deadline:
+                break
+            time.sleep(0.25)
+    done = int(row["n"])
+    span = float(row["last"] - row["first"]) if done > 1 else 0.0
+    return {
+        "done": done,
+        "complete": done >= len(item_ids),
+        "seconds": span,
+        "items_per_s": (done - 1) / span if span > 0 else 0.0,
+        "last_done_at": float(row["last"]) if done else None,  # the database's clock, epoch s
+    }

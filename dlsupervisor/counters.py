@@ -1,11 +1,16 @@
 """The durable counters behind /metrics (contract.md §8): their names, and what one outcome adds.
 
-Rows of dlsupervisor_counter (sub_type, name, value), incremented by the statement
-that records an outcome (store/sql.py), read by the web child at scrape time: they
-survive any process's restart, with no per-process metric files.
+Rows of dlsupervisor_counter (sub_type, name, value), read by the web child at scrape
+time: they survive any process's restart, with no per-process metric files.  The
+master's and the scheduler's outcomes are counted by the statement after the one that
+records them (store/sql.py); a worker's are summed in its `CountBuffer` and added at most
+once a second and whenever it is idle (worker.py), so a busy worker's record stays one
+statement: a SIGKILL loses at most its last second of counts, never an outcome.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from dlsupervisor import remarks
 from dlsupervisor.model import ItemStatus
@@ -47,3 +52,17 @@ def increments(outcome: str | None, seconds: float | None) -> list[tuple[str, fl
         added += [(DURATION_COUNT, 1.0), (DURATION_SUM, float(seconds))]
         added += [(bucket_name(bound), 1.0) for bound in BUCKETS if seconds <= bound]
     return added
+
+
+@dataclass
+class CountBuffer:
+    """Outcomes counted in memory until the next flush: (sub_type, name) -> amount."""
+
+    sums: dict[tuple[int, str], float] = field(default_factory=dict)
+
+    def add(self, sub_type: int, outcome: str | None, seconds: float | None) -> None:
+        for name, amount in increments(outcome, seconds):
+            self.sums[sub_type, name] = self.sums.get((sub_type, name), 0.0) + amount
+
+    def rows(self) -> list[tuple[int, str, float]]:
+        return [(sub_type, name, amount) for (sub_type, name), amount in self.sums.items()]

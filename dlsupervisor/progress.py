@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlsupervisor.model import TaskStatus
+from dlsupervisor.model import ItemStatus, TaskStatus
 from dlsupervisor.store import Progress
 
 NONE = "-"
@@ -38,3 +38,11 @@ def task_json(status: int, progress: Progress | None) -> dict[str, Any] | None:
         return None
     done = progress.total if status == TaskStatus.DONE and progress.total is not None else progress.done
     return {"done": done, "total": progress.total, "text": shown}
+
+
+def item_json(status: int, progress: Progress | None) -> dict[str, Any] | None:
+    """/api's per item, like task_json: a running item's report, a DONE one complete; none for
+    a READY (requeued: its row is its last attempt's), failed, cancelled or expired item."""
+    if status not in (ItemStatus.PROCESSING, ItemStatus.DONE):
+        return None
+    return task_json(status, progress)  # PROCESSING and DONE have the same number in both

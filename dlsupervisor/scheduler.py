@@ -32,6 +32,9 @@ from dlsupervisor.store import ItemRef, SchedulerStore
 
 log = logging.getLogger("dlsupervisor.scheduler")
 
+NUDGE_GAP = 0.05  # a worker's nudge brings the next pass forward, never closer than this
+AWAIT_BLOCK = 1.0  # the longest one wait for a nudge blocks (well inside the client's timeout)
+
 
 @dataclass
 class PassReport:
@@ -46,6 +49,7 @@ class PassReport:
     resent: int = 0
     requeued: int = 0
     files_deleted: int = 0
+    more: bool = False  # a step stopped at batch_size: the next pass follows at once
 
 
 class Scheduler:
@@ -87,11 +91,30 @@ class Scheduler:
                     log.warning("scheduler: master is gone; exiting")
                     return EX_ORPHANED
                 started = time.monotonic()
-                self.safe_tick()
-                time.sleep(max(0.0, started + self.conf.poll_interval - time.monotonic()))
+                report = self.safe_tick()
+                if report is None or not report.more:  # else rows wait for the next pass: now
+                    self.pause(started)
         finally:
             self.resign()
         return EX_RECYCLE
+
+    def pause(self, started: float) -> None:
+        """Until poll_interval after the pass that began at `started`, or the nudge of a
+        worker that ran out of queued work (architecture.md, "Processes"): READY rows
+        an application inserted meanwhile then wait for no poll while workers idle.  Only
+        the leader listens (a nudge is for one pass), and never closer than NUDGE_GAP."""
+        deadline = started + self.conf.poll_interval
+        time.sleep(max(0.0, min(started + NUDGE_GAP, deadline) - time.monotonic()))
+        while (remaining := deadline - time.monotonic()) > 0:
+            if not self.leading:
+                time.sleep(remaining)
+                return
+            try:
+                if self.queue.await_nudge(min(remaining, AWAIT_BLOCK)):
+                    return
+            except QueueUnavailable:
+                time.sleep(max(0.0, deadline - time.monotonic()))
+                return
 
     def resign(self) -> None:
         """Let the leadership go, if held.  A connection a stop signal broke mid-call cannot
@@ -171,6 +194,10 @@ class Scheduler:
         report.requeued = self.recover_orphans()
         if self.deleting():
             report.files_deleted = self.files.step()
+        # Only steps whose rows leave the set they were read from: re-sent and expired rows
+        # may be read again, and would make a loop of passes.
+        full = max(report.dispatched + report.unroutable, report.split_jobs, len(report.closed))
+        report.more = full >= self.conf.batch_size
         return report
 
     def deleting(self) -> bool:

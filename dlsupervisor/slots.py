@@ -67,7 +67,7 @@ class SlotView:
 class Slot:
     """Created by the master before fork; the child inherits the mapping."""
 
-    def __init__(self) -> None:
+    def __init__(self, now: float | None = None) -> None:
         self._mem = mmap.mmap(-1, SLOT_SIZE, flags=mmap.MAP_SHARED)
         self._seq = 0
         self._state = SlotState.STARTING
@@ -76,7 +76,7 @@ class Slot:
         self._done = 0
         self._started = 0.0
         self._progress = (NO_PROGRESS, NO_PROGRESS)
-        self.write(SlotState.STARTING)
+        self.write(SlotState.STARTING, now=now)
 
     # -- child side ------------------------------------------------------------------
 

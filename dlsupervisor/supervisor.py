@@ -427,7 +427,7 @@ class Master:
             self.spawn(child, now)
 
     def spawn(self, child: Child, now: float) -> None:
-        slot = Slot()
+        slot = Slot(now)  # the master's clock: a child that never beats is judged on it
         lifeline = self.lifeline.read_fd
         if child.role == "web":
             main = partial(spawn.web_main, self.settings, slot, self.pid, lifeline)

@@ -85,9 +85,17 @@ class DownloadTaskBase:
         bom: bool = True,
         formulas: bool = False,
     ) -> Output:
-        """A streamed .csv or .xlsx (by suffix); `with` it, `write_row`, then return `out.result`."""
+        """A streamed .csv or .xlsx (by suffix); `with` it, `write_row`, then return `out.result`.
+        With `total` (the rows to come) it reports its rows through `self.progress`; without,
+        it leaves progress to the export (a None total would turn a reported percentage into rows)."""
         return session.toolkit_of(self).open_output(
-            file_name, columns=columns, total=total, max_rows=max_rows, bom=bom, formulas=formulas
+            file_name,
+            columns=columns,
+            total=total,
+            max_rows=max_rows,
+            bom=bom,
+            formulas=formulas,
+            progress=self.progress,
         )
 
     def store_file(self, source: str | os.PathLike[str] | bytes, file_name: str) -> tuple[str, str, str]:

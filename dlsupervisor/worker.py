@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from dlsupervisor import logsetup, outcomes, queue, remarks
+from dlsupervisor import counters, logsetup, outcomes, queue, remarks
 from dlsupervisor.config import Settings, SubtypeSettings
 from dlsupervisor.errors import EX_ORPHANED, EX_RECYCLE, Aborted
 from dlsupervisor.model import DownloadItem, DownloadTaskMain, ItemStatus, TaskStatus
@@ -25,7 +25,7 @@ from dlsupervisor.queue import Popped, Queue
 from dlsupervisor.registry import REGISTER_EVERY, Registration, Registry, open_registry
 from dlsupervisor.retry import UNAVAILABLE, Outage, Refusals, retrying
 from dlsupervisor.slots import NullSlot, Slot, SlotState
-from dlsupervisor.store import Outcome, WorkerStore
+from dlsupervisor.store import Claim, Outcome, Recording, WorkerStore
 from dlsupervisor.task import DownloadTaskBase
 from dlsupervisor.toolkit import session as toolkit
 
@@ -34,6 +34,8 @@ log = logging.getLogger("dlsupervisor.worker")
 POP_TIMEOUT = 1.0  # seconds one wait for work blocks, for callers driving run_once
 IDLE_WAIT = 5.0  # the longest an idle worker waits for work between beats
 STOP_CHECK = 0.5  # the longest one block on the queue lasts: how late a waiting worker sees a stop
+COUNT_EVERY = 1.0  # seconds a busy worker's tallied outcomes wait for the metrics' counters
+CHAIN_FOR = 1.0  # seconds of back-to-back items (each record with the next claim) between chores
 
 
 @dataclass
@@ -97,6 +99,11 @@ class Worker:
         recorder = getattr(store, "record_file", None)  # the stored files' bookkeeping (filesweep.py)
         toolkit.attach(handler, settings.storage, settings.scheduler.file_ttl, recorder, settings.web)
         self.items_done = 0
+        self.tally = counters.CountBuffer()  # outcomes not yet in the metrics' counters
+        self._counted_at = time.monotonic()
+        self._counts_failed = False
+        self._ran = False  # handled a message since it last waited: look before blocking
+        self._popped: Popped | None = None  # taken while recording, not an item: handled next
         self.label = label or f"{sub.name}#{os.getpid()}"  # SUBTYPE#SLOT under a master
         self._store_outage = Outage(log)
         self._refusals = Refusals(log, "a worker's call")
@@ -125,12 +132,15 @@ class Worker:
             reason = self.recycle_reason()
             if reason:
                 log.info("worker %s: recycling after %d items (%s)", self.label, self.items_done, reason)
+                self.flush_counts()
                 return EX_RECYCLE
         self.slot.write(SlotState.STOPPING)
+        self.flush_counts()
         return EX_RECYCLE
 
     def run_once(self, timeout: float = POP_TIMEOUT) -> bool:
-        """Wait up to `timeout` for one message and handle it; True if there was one."""
+        """Wait up to `timeout` for one message and handle it (and one another kind of
+        message taken from the queue meanwhile); True if there was one."""
         now = time.monotonic()
         self.slot.beat(now)
         if now - self._registered_at >= REGISTER_EVERY:
@@ -141,13 +151,38 @@ class Worker:
             popped = self._wait(timeout)
             if popped is None:
                 return False
-            if self.stop.requested:
-                self._give_back(popped)
-            else:
+            while popped is not None:
+                if self.stop.requested:
+                    self._give_back(popped)
+                    break
                 self._handle(popped.text)
+                self._ran = True
+                popped, self._popped = self._popped, None
+            if time.monotonic() - self._counted_at >= COUNT_EVERY:
+                self.flush_counts()
             return True
         finally:
             self.stop.holding = False
+
+    def flush_counts(self) -> None:
+        """Add the tallied outcomes to the metrics' counters (counters.py).  Refused or
+        unreachable, they stay tallied for the next flush: a metric is never worth a retry."""
+        self._counted_at = time.monotonic()
+        rows = self.tally.rows()
+        if not rows:
+            return
+        busy, self.stop.busy = self.stop.busy, True  # a stop lets the statement finish
+        try:
+            self.store.add_counts(rows)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            if not self._counts_failed:
+                log.warning("worker %s: metrics counters not updated (%s)", self.label, type(exc).__name__)
+            self._counts_failed = True
+            return
+        finally:
+            self.stop.busy = busy
+        self._counts_failed = False
+        self.tally.sums.clear()
 
     def _wait(self, timeout: float) -> Popped | None:
         """Wait up to `timeout` for a wake-up, in blocks of at most STOP_CHECK.
@@ -158,13 +193,25 @@ class Worker:
         waits or holds a message (stop.holding) SIGTERM only sets the flag, and
         short blocks see it within STOP_CHECK: a few more idle round trips a
         second, for a stop that is prompt and loses nothing.
+
+        A worker that has just run something first looks without blocking: an
+        empty queue then nudges the scheduler, whose next pass dispatches the READY
+        rows an application inserted since its last one, instead of a poll later.
         """
         deadline = time.monotonic() + timeout
+        if self._ran:  # just worked: if nothing is queued, ask the scheduler for a pass now
+            self._ran = False
+            popped = self._with_queue(lambda: self.queue.pop(self.route, 0))
+            if popped is not None or self.stop.requested:
+                return popped
+            self._with_queue(self.queue.nudge)
         while True:
             block = max(0.01, min(STOP_CHECK, deadline - time.monotonic()))
             popped = self._with_queue(lambda block=block: self.queue.pop(self.route, block))
             if popped is not None or self.stop.requested or time.monotonic() >= deadline:
                 return popped
+            if self.tally.sums:  # idle: what it counted goes to the metrics now
+                self.flush_counts()
 
     def _give_back(self, popped: Popped) -> None:
         """A stop came with a wake-up in hand: queue it again, in its place, for another worker."""
@@ -213,39 +260,90 @@ class Worker:
     # -- one item ----------------------------------------------------------------------
 
     def run_item(self, item_id: int) -> bool:
-        """Claim and export one item; True if this worker ran it.
+        """Claim and export one item, then the next ones queued: True if it ran any.
 
         The claim takes only a READY item of a task not cancelled, routed to this
-        subtype: a duplicate delivery, or an item already taken, is skipped.
+        subtype: a duplicate delivery, or an item already taken, is skipped.  While
+        more wake-ups are queued (for up to CHAIN_FOR, then the loop's chores), each
+        outcome is recorded in the same round trip as the next item's claim.
         """
         self.stop.busy = True  # from here a stop request lets the claim and the export finish
         try:
-            asked = time.monotonic()
-            claim = self._with_store(
-                lambda: self.store.claim(item_id, self.owner, self.route.sub_type, self.sub.max_per_org)
-            )
-            if claim is None:
-                log.debug("worker %s: item %d is not ours to run now; skipped", self.label, item_id)
-                return False
-            item, token, attempt = claim.item, claim.token, claim.attempt
-            if not self._still_ours(asked, lambda: self._renew_item(item_id, token)):
-                log.warning("item %d: claimed, but answered too late: taken over meanwhile; skipped", item_id)
-                return False
-            self.slot.write(SlotState.ITEM, item_id, attempt)
-            log.debug(
-                "item %d (task %d): started by %s, attempt %d", item_id, item.task_id, self.label, attempt
-            )
-            began = time.monotonic()
-            outcome = outcomes.export_item(self.handler, item)
-            outcome = dataclasses.replace(outcome, seconds=time.monotonic() - began)
-            file_ttl = self.settings.scheduler.file_ttl
-            recorded = self._with_store(lambda: self.store.record(item_id, token, outcome, file_ttl), True)
-            self.items_done += 1
-            self._log_outcome(item_id, item.task_id, outcome, recorded)
-            return True
+            claim = self._claim(item_id)
+            ran = claim is not None
+            until = time.monotonic() + CHAIN_FOR
+            while claim is not None:
+                item_id, claim = self._export(item_id, claim, until)
+            return ran
         finally:
             self.stop.busy = False
             self.slot.write(SlotState.IDLE)
+
+    def _claim(self, item_id: int) -> Claim | None:
+        asked = time.monotonic()
+        claim = self._with_store(
+            lambda: self.store.claim(item_id, self.owner, self.route.sub_type, self.sub.max_per_org)
+        )
+        if claim is None:
+            log.debug("worker %s: item %d is not ours to run now; skipped", self.label, item_id)
+            return None
+        return self._checked(item_id, claim, asked)
+
+    def _checked(self, item_id: int, claim: Claim, asked: float) -> Claim | None:
+        """The claim, unless its answer came so late that it may have been taken over."""
+        if self._still_ours(asked, lambda: self._renew_item(item_id, claim.token)):
+            return claim
+        log.warning("item %d: claimed, but answered too late: taken over meanwhile; skipped", item_id)
+        return None
+
+    def _export(self, item_id: int, claim: Claim, until: float) -> tuple[int, Claim | None]:
+        """Run the claimed item and record its outcome; the next item, if it claimed one."""
+        item = claim.item
+        self.slot.write(SlotState.ITEM, item_id, claim.attempt)
+        log.debug(
+            "item %d (task %d): started by %s, attempt %d", item_id, item.task_id, self.label, claim.attempt
+        )
+        began = time.monotonic()
+        outcome = outcomes.export_item(self.handler, item)
+        outcome = dataclasses.replace(outcome, seconds=time.monotonic() - began)
+        done = Recording(item_id, claim.token, outcome, self.settings.scheduler.file_ttl)
+        next_id = self._next_item() if time.monotonic() < until else None
+        asked = time.monotonic()
+        if next_id is None:
+            recorded, claimed = self._with_store(lambda: self.store.record(*done, count=False), True), None
+        else:
+            recorded, claimed = self._with_store(
+                lambda: self.store.record_and_claim(
+                    done, next_id, self.owner, self.route.sub_type, self.sub.max_per_org
+                ),
+                True,
+            )
+        self._recorded(done, item.task_id, recorded)
+        if next_id is None or claimed is None:
+            return 0, None
+        return next_id, self._checked(next_id, claimed, asked)
+
+    def _next_item(self) -> int | None:
+        """The next queued item this worker may take now, without waiting: its id.  Another
+        kind of message waits in `_popped` for the loop."""
+        if self.stop.requested or not self.parent_alive() or self._last_before_recycling():
+            return None
+        popped = self._with_queue(lambda: self.queue.pop(self.route, 0))
+        parsed = queue.parse_message(popped.text) if popped is not None else None
+        if parsed is not None and parsed[0] == queue.ITEM:
+            return parsed[1]
+        self._popped = popped
+        return None
+
+    def _last_before_recycling(self) -> bool:
+        return bool(self.sub.max_items) and self.items_done + 1 >= self.sub.max_items
+
+    def _recorded(self, done: Recording, task_id: int, recorded: bool) -> None:
+        if recorded:
+            name = counters.outcome_name(done.outcome.status, done.outcome.remark)
+            self.tally.add(self.route.sub_type, name, done.outcome.seconds)
+        self.items_done += 1
+        self._log_outcome(done.item_id, task_id, done.outcome, recorded)
 
     def _log_outcome(self, item_id: int, task_id: int, outcome: Outcome, recorded: bool) -> None:
         if not recorded:

@@ -23,6 +23,7 @@ from bench.world import World
 class System(Protocol):
     name: str
     db_url: str
+    finds_rows: bool  # True: READY rows an application inserts are found without a message
 
     def start(self) -> float: ...
     def enqueue(self, item_ids: list[int], data: dict[str, Any]) -> None: ...

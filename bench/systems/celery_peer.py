@@ -17,6 +17,7 @@ from bench.world import World
 
 class CeleryPeer:
     name = "Celery"
+    finds_rows = False  # an application sends a message per row it inserts
 
     def __init__(
         self, world: World, *, label: str = "celery", workers: int = 4, timeout: float | None = None

@@ -27,6 +27,7 @@ WORKER_TITLE = f"dlsupervisor: worker {SUBTYPE}#"
 
 class Dlsv:
     name = "dlsupervisor"
+    finds_rows = True  # its scheduler dispatches rows an application inserted
 
     def __init__(
         self, world: World, *, label: str = "dlsv", workers: int = 4, timeout: float = 0, **supervisor: Any

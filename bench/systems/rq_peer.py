@@ -16,6 +16,7 @@ from bench.world import World
 
 class RqPeer:
     name = "RQ"
+    finds_rows = False  # an application enqueues a job per row it inserts
 
     def __init__(
         self, world: World, *, label: str = "rq", workers: int = 4, timeout: int | None = None

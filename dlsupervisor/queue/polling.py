@@ -54,6 +54,13 @@ class PollingQueue:
     def give_back(self, queue_key: str, popped: Popped) -> None:
         pass  # a poll takes nothing away: the work is still READY in the database
 
+    def nudge(self) -> None:
+        pass  # pollers look in the database themselves: no scheduler pass to bring forward
+
+    def await_nudge(self, timeout: float) -> bool:
+        time.sleep(max(0.0, timeout))
+        return False
+
     def ping(self) -> None:
         self._store.ping()
 

@@ -6,6 +6,8 @@ Key schema (all under `key_prefix`, default `dl:`):
                                     place, then push time); ZADD LT, BZPOPMIN (lowest first)
     {prefix}subtypes        hash    sub_type -> JSON registration of a live subtype (registry.py)
     {prefix}scheduler       string  the elected scheduler's id, with a TTL (election.py)
+    {prefix}nudge           list    at most one element: a worker ran out of queued work,
+                                    the scheduler's next pass comes now (scheduler.py)
 
 A sorted set holds a message at most once, so re-sending READY work (the
 scheduler's re-dispatch, two schedulers at once) never queues it twice, and
@@ -67,11 +69,38 @@ class RedisQueue:
             raise QueueUnavailable(f"redis: {exc}") from exc
 
     def pop(self, route: Registration, timeout: float) -> Popped | None:
+        """The first message in line, waiting up to `timeout` for one (<= 0: not at all)."""
+        key = self.queue_key(route.queue_key)
         try:
-            popped = self._client.bzpopmin([self.queue_key(route.queue_key)], timeout=timeout)
+            if timeout <= 0:
+                first = self._client.zpopmin(key)
+                return Popped(first[0][0], float(first[0][1])) if first else None
+            popped = self._client.bzpopmin([key], timeout=timeout)
         except _ERRORS as exc:
             raise QueueUnavailable(f"redis: {exc}") from exc
         return Popped(popped[1], float(popped[2])) if popped is not None else None
+
+    def nudge(self) -> None:
+        """Ask the scheduler for a pass now; one pending nudge at most (LTRIM)."""
+        try:
+            self._client.pipeline(transaction=False).lpush(self._nudge_key, 1).ltrim(
+                self._nudge_key, 0, 0
+            ).execute()
+        except _ERRORS as exc:
+            raise QueueUnavailable(f"redis: {exc}") from exc
+
+    def await_nudge(self, timeout: float) -> bool:
+        """Wait up to `timeout` for a worker's nudge; True if one came."""
+        if timeout <= 0.001:  # BLPOP's 0 would wait for ever
+            return False
+        try:
+            return self._client.blpop([self._nudge_key], timeout=timeout) is not None
+        except _ERRORS as exc:
+            raise QueueUnavailable(f"redis: {exc}") from exc
+
+    @property
+    def _nudge_key(self) -> str:
+        return f"{self.prefix}nudge"
 
     def give_back(self, queue_key: str, popped: Popped) -> None:
         """Queue a popped message again with its score, so it keeps its place (NX: a copy

@@ -29,6 +29,7 @@ from dlsupervisor.store.records import (
     Outcome,
     Progress,
     ProgressReport,
+    Recording,
     SplitCommit,
     Tally,
     TaskSummary,
@@ -43,6 +44,7 @@ __all__ = [
     "MasterStore",
     "Outcome",
     "PollingStore",
+    "Recording",
     "Progress",
     "ProgressReport",
     "Registration",
@@ -97,7 +99,13 @@ class WorkerStore(Connected, Protocol):
 
     def claim(self, item_id: int, owner: str, sub_type: int, cap: int = 0) -> Claim | None: ...
     def ranked_items(self, item_ids: Sequence[int]) -> list[ItemRef]: ...
-    def record(self, item_id: int, token: str, outcome: Outcome, file_ttl: int) -> bool: ...
+    def record(
+        self, item_id: int, token: str, outcome: Outcome, file_ttl: int, count: bool = True
+    ) -> bool: ...
+    def record_and_claim(
+        self, done: Recording, next_id: int, owner: str, sub_type: int, cap: int = 0
+    ) -> tuple[bool, Claim | None]: ...
+    def add_counts(self, values: Sequence[tuple[int, str, float]]) -> None: ...
     def load_task(self, task_id: int) -> DownloadTaskMain | None: ...
     def claim_split(self, task_id: int, token: str, lease: float) -> bool: ...
     def commit_split(self, task_id: int, token: str, items: Sequence[DownloadItem]) -> SplitCommit | None: ...

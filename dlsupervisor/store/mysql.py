@@ -27,8 +27,8 @@ from dlsupervisor.config import DatabaseSettings
 from dlsupervisor.connections import mysql_connect
 from dlsupervisor.errors import StoreUnavailable
 from dlsupervisor.model import DownloadItem, DownloadTaskMain
-from dlsupervisor.store.records import ITEM_INSERT_COLUMNS, TASK_INSERT_COLUMNS, Claim, claim_of
-from dlsupervisor.store.sql import Dialect, Failure, SqlStore, claim_sql, insert_sql
+from dlsupervisor.store.records import ITEM_INSERT_COLUMNS, TASK_INSERT_COLUMNS, Claim, Recording, claim_of
+from dlsupervisor.store.sql import Dialect, Failure, SqlStore, claim_sql, insert_sql, record_sql
 
 log = logging.getLogger(__name__)
 
@@ -278,13 +278,7 @@ class MySQLStore(SqlStore):
             args += item_args
         statements.append("COMMIT")
         with self._cursor() as cursor:
-            try:
-                results = self._multi_statement(cursor, "; ".join(statements), args)
-            except pymysql.err.MySQLError:
-                if self._conn is not None:
-                    with contextlib.suppress(pymysql.err.MySQLError):
-                        cursor.execute("ROLLBACK")  # a statement failed: the rest did not run
-                raise
+            results = self._in_one_transaction(cursor, "; ".join(statements), args)
         ids = [int(result.insert_id) for result in results[1:-1]]
         return ids[0], ids[1] if item is not None else None
 
@@ -300,6 +294,32 @@ class MySQLStore(SqlStore):
             )
         rows = _rows(results[1])
         return claim_of(rows[0] if rows else None, owner)
+
+    def record_and_claim(
+        self, done: Recording, next_id: int, owner: str, sub_type: int, cap: int = 0
+    ) -> tuple[bool, Claim | None]:
+        """sql.py's, as one packet: the record, the claim and its read-back in one
+        transaction and one round trip (a capped claim is sql.py's own)."""
+        if cap:
+            return super().record_and_claim(done, next_id, owner, sub_type, cap)
+        record, record_args = record_sql(self.dialect, *done)
+        claim, claim_args = claim_sql(self.dialect, next_id, owner, sub_type)
+        sql = f"BEGIN; {record}; {claim}; SELECT * FROM download_item WHERE id = ?; COMMIT"
+        with self._cursor() as cursor:
+            results = self._in_one_transaction(cursor, sql, [*record_args, *claim_args, next_id])
+        rows = _rows(results[3])
+        return results[1].affected_rows == 1, claim_of(rows[0] if rows else None, owner)
+
+    def _in_one_transaction(self, cursor: Any, sql: str, args: Sequence[Any]) -> list[Any]:
+        """`BEGIN; ...; COMMIT` as one query: a statement that fails stops the rest, and the
+        transaction it leaves open is rolled back, so nothing of it stays."""
+        try:
+            return self._multi_statement(cursor, sql, args)
+        except pymysql.err.MySQLError:
+            if self._conn is not None:
+                with contextlib.suppress(pymysql.err.MySQLError):
+                    cursor.execute("ROLLBACK")
+            raise
 
     # -- the scheduler's election without Redis ------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from dlsupervisor import remarks
 from dlsupervisor.model import DownloadItem, DownloadTaskMain, ItemStatus, TaskStatus
@@ -57,6 +57,15 @@ class Outcome:
     md5: str | None = None
     file_name: str | None = None
     seconds: float | None = None  # how long the export ran (the worker's; the metrics' histogram)
+
+
+class Recording(NamedTuple):
+    """One outcome to record: the item, the claim token it must still carry, the outcome."""
+
+    item_id: int
+    token: str
+    outcome: Outcome
+    file_ttl: int
 
 
 class NoticeState(enum.IntEnum):
@@ -187,6 +196,10 @@ def progress_of(row: dict[str, Any]) -> Progress:
     """A task's progress row: the total counts only if every reporting item gave one."""
     known = int(row["known"]) == int(row["n"])
     return Progress(int(row["done"] or 0), int(row["total"]) if known and row["total"] is not None else None)
+
+
+def maybe_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def split_closures(decisions: Sequence[Decision]) -> tuple[dict[int, list[int]], list[Decision]]:

@@ -31,13 +31,17 @@ from dlsupervisor.store.records import (
     NoticeRef,
     NoticeState,
     Outcome,
+    Progress,
     ProgressReport,
+    Recording,
     SplitCommit,
     Tally,
     TaskSummary,
     claim_of,
     item_refs,
+    maybe_int,
     notice_refs,
+    progress_of,
     split_closures,
     summaries,
     tallies,
@@ -126,6 +130,30 @@ def claim_sql(dialect: Dialect, item_id: int, owner: str, sub_type: int) -> tupl
     )
     args: list[Any] = [ItemStatus.PROCESSING, *(v for case in cases for v in case), first]
     return sql, [*args, item_id, ItemStatus.READY, TaskStatus.CANCELLED, sub_type]
+
+
+def record_sql(
+    dialect: Dialect, item_id: int, token: str, outcome: Outcome, file_ttl: int
+) -> tuple[str, tuple[Any, ...]]:
+    """The outcome of an item still PROCESSING under `token` (the claim's fence)."""
+    fence = f"WHERE id = ? AND {dialect.keyed('status')} = ? AND remark = ?"
+    if outcome.status == ItemStatus.DONE:
+        sql = (
+            "UPDATE download_item SET status = ?, url = ?, md5_value = ?, file_name = ?, "
+            f"expire_time = COALESCE(expire_time, {dialect.whole_now_plus}), remark = NULL, "
+            f"last_updated_time = {dialect.now} {fence}"
+        )
+        args: tuple[Any, ...] = (
+            ItemStatus.DONE,
+            outcome.url,
+            outcome.md5,
+            outcome.file_name,
+            dialect.seconds(file_ttl),
+        )
+    else:
+        sql = f"UPDATE download_item SET status = ?, remark = ?, last_updated_time = {dialect.now} {fence}"
+        args = (outcome.status, outcome.remark)
+    return sql, (*args, item_id, ItemStatus.PROCESSING, token)
 
 
 def ranked_ready_sql(inner: str, outer: str, order: str = "r.pos") -> str:
@@ -309,7 +337,8 @@ class SqlStore:
         task_id: int | None = None,
     ) -> list[dict[str, Any]]:
         """Tasks newest first (by primary key), optionally filtered, with their items (never
-        the data columns: user blobs stay in the database)."""
+        the data columns: user blobs stay in the database) and their export progress: each
+        item's own row (by primary key) and the task's sum from `task_progress`."""
         where, args = [], []
         for column, value in (
             ("id", task_id),
@@ -327,15 +356,28 @@ class SqlStore:
             (*args, limit),
         )
         ids = [row["id"] for row in rows]
-        items = ids and self._query(
-            "SELECT id, task_id, status, file_name, url, download_times, expire_time, remark "
-            f"FROM download_item WHERE task_id IN ({marks(ids)}) ORDER BY id",
-            ids,
-        )
         by_task: dict[int, list[dict[str, Any]]] = {task_id: [] for task_id in ids}
-        for item in items or []:
+        for item in self._web_items(ids):
             by_task[item["task_id"]].append(item)
-        return [{**row, "items": by_task[row["id"]]} for row in rows]
+        sums = {row["task_id"]: progress_of(row) for row in self.task_progress(ids)}
+        return [{**row, "items": by_task[row["id"]], "export_progress": sums.get(row["id"])} for row in rows]
+
+    def _web_items(self, task_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """The tasks' items (by the task_id index), each with its progress row if it has one
+        (`export_progress`: a Progress, None when the item never reported)."""
+        if not task_ids:
+            return []
+        items = self._query(
+            "SELECT i.id, i.task_id, i.status, i.file_name, i.url, i.download_times, i.expire_time, "
+            "i.remark, p.done AS progress_done, p.total AS progress_total FROM download_item i "
+            "LEFT JOIN dlsupervisor_progress p ON p.item_id = i.id "
+            f"WHERE i.task_id IN ({marks(task_ids)}) ORDER BY i.id",
+            task_ids,
+        )
+        for item in items:
+            done, total = item.pop("progress_done"), item.pop("progress_total")
+            item["export_progress"] = None if done is None else Progress(int(done), maybe_int(total))
+        return items
 
     # -- worker ------------------------------------------------------------------------
 
@@ -348,12 +390,16 @@ class SqlStore:
         plain read, made after the lock: it sees every claim committed before it.
         """
         org = self._query("SELECT org_id FROM download_item WHERE id = ?", (item_id,)) if cap else []
-        sql, args = claim_sql(self.dialect, item_id, owner, sub_type)
         with self._transaction() as session:
-            if org and self._running(session, sub_type, org[0]["org_id"]) >= cap:
-                return None  # held back: the scheduler sends it again when the org has room
-            session.execute(sql, args)
-            rows = session.query("SELECT * FROM download_item WHERE id = ?", (item_id,))
+            return self._claim_in(session, item_id, owner, sub_type, cap, org)
+
+    def _claim_in(
+        self, session: Session, item_id: int, owner: str, sub_type: int, cap: int, org: list[dict[str, Any]]
+    ) -> Claim | None:
+        if org and self._running(session, sub_type, org[0]["org_id"]) >= cap:
+            return None  # held back: the scheduler sends it again when the org has room
+        session.execute(*claim_sql(self.dialect, item_id, owner, sub_type))
+        rows = session.query("SELECT * FROM download_item WHERE id = ?", (item_id,))
         return claim_of(rows[0] if rows else None, owner)
 
     def _running(self, session: Session, sub_type: int, org_id: int) -> int:
@@ -375,29 +421,24 @@ class SqlStore:
         )
         return int(rows[0]["n"])
 
-    def record(self, item_id: int, token: str, outcome: Outcome, file_ttl: int) -> bool:
-        d = self.dialect
-        fence = f"WHERE id = ? AND {d.keyed('status')} = ? AND remark = ?"
-        if outcome.status == ItemStatus.DONE:
-            sql = (
-                "UPDATE download_item SET status = ?, url = ?, md5_value = ?, file_name = ?, "
-                f"expire_time = COALESCE(expire_time, {d.whole_now_plus}), remark = NULL, "
-                f"last_updated_time = {d.now} {fence}"
-            )
-            args: tuple[Any, ...] = (
-                ItemStatus.DONE,
-                outcome.url,
-                outcome.md5,
-                outcome.file_name,
-                d.seconds(file_ttl),
-            )
-        else:
-            sql = f"UPDATE download_item SET status = ?, remark = ?, last_updated_time = {d.now} {fence}"
-            args = (outcome.status, outcome.remark)
-        recorded = self._execute(sql, (*args, item_id, ItemStatus.PROCESSING, token)) == 1
-        if recorded:
+    def record(self, item_id: int, token: str, outcome: Outcome, file_ttl: int, count: bool = True) -> bool:
+        """The outcome, if the claim is still `token`'s; `count=False`: the caller counts it
+        (a worker's CountBuffer), and the record is this one statement."""
+        recorded = self._execute(*record_sql(self.dialect, item_id, token, outcome, file_ttl)) == 1
+        if recorded and count:
             self._count([item_id], counters.outcome_name(outcome.status, outcome.remark), outcome.seconds)
         return recorded
+
+    def record_and_claim(
+        self, done: Recording, next_id: int, owner: str, sub_type: int, cap: int = 0
+    ) -> tuple[bool, Claim | None]:
+        """Record one outcome (uncounted: the caller counts it) and claim the next item, in
+        one transaction: both or neither, so a retry after any failure is a clean retry."""
+        org = self._query("SELECT org_id FROM download_item WHERE id = ?", (next_id,)) if cap else []
+        with self._transaction() as session:
+            recorded = session.execute(*record_sql(self.dialect, *done)) == 1
+            claim = self._claim_in(session, next_id, owner, sub_type, cap, org)
+        return recorded, claim
 
     def _count(self, item_ids: Sequence[int], outcome: str | None, seconds: float | None = None) -> None:
         """Add one outcome per item (and an export time) to the metrics' counters, by sub_type.
@@ -419,15 +460,22 @@ class SqlStore:
             "GROUP BY COALESCE(i.type, t.sub_type)",
             list(item_ids),
         )
-        values = [
-            (
-                row["sub_type"] if row["sub_type"] is not None else -1,
-                name,
-                amount * (row["n"] if name.startswith("items:") else 1),
-            )
-            for row in rows
-            for name, amount in added
-        ]
+        self.add_counts(
+            [
+                (
+                    row["sub_type"] if row["sub_type"] is not None else -1,
+                    name,
+                    amount * (row["n"] if name.startswith("items:") else 1),
+                )
+                for row in rows
+                for name, amount in added
+            ]
+        )
+
+    def add_counts(self, values: Sequence[tuple[int, str, float]]) -> None:
+        """Add (sub_type, name, amount) to the counters, in one statement."""
+        if not values:
+            return
         self._execute(
             "INSERT INTO dlsupervisor_counter (sub_type, name, value) VALUES "
             + ", ".join("(?, ?, ?)" for _ in values)

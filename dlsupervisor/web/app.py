@@ -14,6 +14,7 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
+from dlsupervisor import progress
 from dlsupervisor.config import Settings
 from dlsupervisor.errors import QueueUnavailable, StoreUnavailable
 from dlsupervisor.queue import open_queue
@@ -81,7 +82,7 @@ class WebApp:
             found = self.store().web_tasks(None, None, None, 1, int(match.group(1)))
             if not found:
                 return http.respond_json(start, 404, {"error": "no such task"})
-            return http.respond_json(start, 200, found[0])
+            return http.respond_json(start, 200, shown(found[0]))
         return http.respond(start, 404, "not found\n")
 
     def authorised(self, environ: Environ) -> bool:
@@ -128,7 +129,21 @@ class WebApp:
             by_name = {name: number for number, name in self.subtype_names().items()}
             sub_type = by_name.get(query["subtype"], -1)
         limit = min(int_or(query.get("limit"), 50) or 50, API_LIMIT)
-        return self.store().web_tasks(int_or(query.get("org")), int_or(query.get("status")), sub_type, limit)
+        found = self.store().web_tasks(int_or(query.get("org")), int_or(query.get("status")), sub_type, limit)
+        return [shown(task) for task in found]
+
+
+def shown(task: dict[str, Any]) -> dict[str, Any]:
+    """A task as /api and the dashboard show it: `export_progress` per item and summed per
+    task as `tasks --json` has it ({"done", "total", "text"}, or None where `tasks` shows `-`)."""
+    items = [
+        {**i, "export_progress": progress.item_json(i["status"], i["export_progress"])} for i in task["items"]
+    ]
+    return {
+        **task,
+        "items": items,
+        "export_progress": progress.task_json(task["status"], task["export_progress"]),
+    }
 
 
 def query_of(environ: Environ) -> dict[str, str]:

@@ -11,7 +11,7 @@ import os
 from typing import Any
 from urllib.parse import parse_qs
 
-from dlsupervisor import statusfile
+from dlsupervisor import progress, statusfile
 from dlsupervisor.model import ItemStatus, TaskStatus
 from dlsupervisor.web import http
 from dlsupervisor.web.http import Environ, StartResponse
@@ -87,9 +87,19 @@ def task_row(task: dict[str, Any], names: dict[int, str]) -> str:
     return (
         f'<tr class="task" data-id="{e(task["id"])}"><td>{e(task["id"])}</td><td>{e(task["org_id"])}</td>'
         f"<td>{e(names.get(task['sub_type'], task['sub_type']))}</td><td>{e(task['task_name'])}</td>"
-        f"<td>{e(status_name(TaskStatus, task['status']))}</td><td>{finished}/{len(items)}</td>"
-        f'<td>{len(items)}</td><td class="remark">{e(remark)}</td><td>{links}</td></tr>'
+        f"<td>{e(status_name(TaskStatus, task['status']))}</td>{progress_cell(task['export_progress'])}"
+        f'<td class="items">{finished}/{len(items)}</td><td class="remark">{e(remark)}</td>'
+        f"<td>{links}</td></tr>"
     )
+
+
+def progress_cell(shown: dict[str, Any] | None) -> str:
+    """The task's export progress as `tasks` shows it (`45%`, `1,200 rows`, `-`), with
+    `done / total` rows on hover when the total is known."""
+    if shown is None:
+        return f'<td class="progress">{e(progress.NONE)}</td>'
+    hover = f' title="{shown["done"]:,} / {shown["total"]:,}"' if shown["total"] is not None else ""
+    return f'<td class="progress"{hover}>{e(shown["text"])}</td>'
 
 
 def children(run_dir: str) -> str:

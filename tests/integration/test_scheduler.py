@@ -3,6 +3,7 @@ cancellation, re-dispatch, and the original's defects that lived in its loops.""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 
@@ -265,3 +266,18 @@ def test_oldest_tasks_are_dispatched_first(env):
     tasks = [env.new_task({"do": "ok"})[0] for _ in range(5)]
     scheduler.tick()
     assert [task_status(env, t) for t in tasks] == [1, 1, 0, 0, 0]
+
+
+def test_a_pass_that_stops_at_batch_size_is_followed_at_once_not_after_a_poll(env):
+    """A burst of inserted rows: each full pass is followed by the next without the pause."""
+    scheduler, _ = start(env)
+    scheduler.conf = dataclasses.replace(scheduler.conf, batch_size=5, poll_interval=60)
+    tasks = [env.new_task({"do": "ok"})[0] for _ in range(12)]
+    passes, pauses = [], []
+    scheduler.pause = lambda started: pauses.append(len(passes))
+    real_tick = scheduler.tick
+    scheduler.tick = lambda: passes.append(real_tick()) or passes[-1]
+    scheduler.run(lambda: len(passes) >= 3)
+    assert [(p.dispatched, p.more) for p in passes] == [(5, True), (5, True), (2, False)]
+    assert pauses == [3], "the loop paused after a full pass"
+    assert {task_status(env, t) for t in tasks} == {TaskStatus.PROCESSING}

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 import pytest
 
 from dlsupervisor import config
-from dlsupervisor.model import ItemStatus
+from dlsupervisor.model import ItemStatus, TaskStatus
+from dlsupervisor.store import ProgressReport
 from dlsupervisor.web import links
 from dlsupervisor.web.server import make_server
 from tests.helpers.private import PrivateMariaDB
@@ -124,3 +125,50 @@ def test_the_api_lists_tasks_with_their_items_and_wants_the_token_when_set(sqlit
         task = json.loads(body)
         assert code == 200 and task["items"][0]["file_name"] == "b.csv" and "data" not in task
         assert get(port, "/api/tasks/99999", auth)[0] == 404
+
+
+def task_with_progress(env) -> tuple[int, list[int]]:
+    """A task of four items, each reported by the master's own write (store.write_progress,
+    which writes only while an item is PROCESSING): one running at 40 of 100, one DONE after
+    70 of 100, one requeued after 5 (READY again) and one that never reported."""
+    task_id, items = env.new_task({"x": 1}, sub_type=25, items=4, status=1)
+    running, done, requeued, _silent = items
+    env.db.execute(
+        f"UPDATE download_item SET status = %s WHERE id IN ({running}, {done}, {requeued})",
+        (ItemStatus.PROCESSING,),
+    )
+    reports = [
+        ProgressReport(running, 40, 100),
+        ProgressReport(done, 70, 100),
+        ProgressReport(requeued, 5, 100),
+    ]
+    env.store.write_progress(reports)
+    env.db.execute("UPDATE download_item SET status = %s WHERE id = %s", (ItemStatus.DONE, done))
+    env.db.execute("UPDATE download_item SET status = %s WHERE id = %s", (ItemStatus.READY, requeued))
+    return task_id, items
+
+
+def test_the_api_shows_each_items_progress_and_their_sum_per_task(env, tmp_path):
+    settings = web_settings(tmp_path / "web.ini", env.db_url)
+    task_id, (running, done, requeued, silent) = task_with_progress(env)
+    failed, (failed_item,) = env.new_task({"x": 2}, sub_type=25, status=1)
+    env.db.execute("UPDATE download_item SET status = %s WHERE id = %s", (ItemStatus.PROCESSING, failed_item))
+    env.store.write_progress([ProgressReport(failed_item, 3, None)])
+    env.db.execute("UPDATE download_item SET status = %s WHERE id = %s", (ItemStatus.FAILED, failed_item))
+    env.db.execute("UPDATE download_task_main SET status = %s WHERE id = %s", (TaskStatus.FAILED, failed))
+    with serving(settings) as port:
+        code, _, body = get(port, f"/api/tasks/{task_id}")
+        assert code == 200
+        task = json.loads(body)
+        by_item = {i["id"]: i["export_progress"] for i in task["items"]}
+        assert by_item == {
+            running: {"done": 40, "total": 100, "text": "40%"},
+            done: {"done": 100, "total": 100, "text": "100%"},  # DONE: complete, whatever came last
+            requeued: None,  # its row is the last attempt's
+            silent: None,
+        }
+        assert task["export_progress"] == {"done": 140, "total": 200, "text": "70%"}
+        listed = {t["id"]: t for t in json.loads(get(port, "/api/tasks")[2])}
+        assert listed[task_id]["export_progress"] == task["export_progress"]
+        assert listed[failed]["export_progress"] is None  # a failed task shows none
+        assert listed[failed]["items"][0]["export_progress"] is None

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.integration.test_web_app import done_item, serving, web_settings
+from tests.integration.test_web_app import done_item, serving, task_with_progress, web_settings
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(
@@ -70,3 +70,17 @@ def test_the_dashboard_wants_the_token_and_the_login_form_sets_it(sqlite_env, tm
         page.click("#login button")
         page.wait_for_selector("tr.task")
         assert task_ids(page) == [task_id]
+
+
+def test_the_dashboard_shows_each_tasks_export_progress(sqlite_env, tmp_path, browser):
+    settings = web_settings(tmp_path / "web.ini", sqlite_env.db_url)
+    task_id, _ = task_with_progress(sqlite_env)
+    done_id, _ = done_item(sqlite_env, "7/1/1/a.csv", "a.csv")  # never reported: none shown
+    with serving(settings) as port:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        cell = page.locator(f'tr.task[data-id="{task_id}"] td.progress')
+        assert cell.inner_text() == "70%"  # (40 + 100) of (100 + 100): the requeued item not counted
+        assert cell.get_attribute("title") == "140 / 200"
+        assert page.locator(f'tr.task[data-id="{task_id}"] td.items').inner_text() == "1/4"
+        assert page.locator(f'tr.task[data-id="{done_id}"] td.progress').inner_text() == "-"

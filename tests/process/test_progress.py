@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from dlsupervisor.model import ItemStatus, TaskStatus
+from dlsupervisor.toolkit.output import PROGRESS_ROWS
 from tests.helpers import progress
 from tests.helpers.wait import wait_until
 from tests.process.test_daemon import busy_pid, config, submit
@@ -51,3 +52,26 @@ def test_progress_is_visible_while_an_export_runs_and_written_at_most_once_a_sec
     listed = json.loads(d.cli("tasks", "--json").stdout)
     assert next(t for t in listed if t["id"] == task_id)["export_progress"]["text"] == "100%"
     assert tasks_row(d, task_id) == "100%"
+
+
+TOOLKIT = {"handler": "tests.hooks.toolkit_hooks:ToolkitExport", "workers": 1, "timeout": 30}
+ROWS = 5000  # reported every PROGRESS_ROWS (1000) rows; a pause after each report
+
+
+def test_open_output_with_a_total_reports_its_rows_into_the_progress_table(env, daemon, tmp_path):
+    d = daemon(**config(toolkit=TOOLKIT), storage={"path": tmp_path / "files"}).start()
+    data = {"name": "rows.csv", "generate": ROWS, "total": True, "pause": 0.6}
+    task_id, [item_id] = env.new_task(data, sub_type=25)
+
+    def midway():
+        row = progress.row(env.db, item_id)
+        return row if row and 0 < row["done"] < ROWS else None
+
+    row = wait_until(
+        midway, timeout=15, what="open_output's rows in dlsupervisor_progress", context=d.context
+    )
+    assert (row["task_id"], row["total"]) == (task_id, ROWS)
+    assert row["done"] % PROGRESS_ROWS == 0  # a report from the parts' limit check, not per row
+    d.wait_item(item_id, timeout=20, status=ItemStatus.DONE)
+    listed = json.loads(d.cli("tasks", "--json").stdout)
+    assert next(t for t in listed if t["id"] == task_id)["export_progress"]["text"] == "100%"

@@ -5,6 +5,7 @@ Range, Unicode names, path traversal)."""
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import socket
@@ -14,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from dlsupervisor.model import ItemStatus
+from dlsupervisor.model import ItemStatus, TaskStatus
 from dlsupervisor.web import links
 from tests.helpers.daemon import Daemon, gone, title
 from tests.helpers.wait import wait_until
@@ -171,10 +172,15 @@ def test_metrics_count_real_work_and_survive_a_killed_web_child(web):
     assert w.get(path)[0] == 200  # the only download: the item expires
     _, (failed,) = w.env.new_task({"do": "rows", "rows": [["a"], ["b"]], "raise_at": 1}, sub_type=25)
     w.daemon.wait_item(failed, timeout=20, status=ItemStatus.FAILED)
-    before = scrape(w)
     done = ("dlsupervisor_items_total", (("outcome", "done"), ("subtype", "toolkit")))
-    assert before[done] >= 1
-    assert before[("dlsupervisor_items_total", (("outcome", "failed"), ("subtype", "toolkit")))] >= 1
+    failures = ("dlsupervisor_items_total", (("outcome", "failed"), ("subtype", "toolkit")))
+    # A worker adds what it counted once idle (or once a second while busy): poll for it.
+    before = wait_until(
+        lambda: (found := scrape(w)).get(done, 0) >= 1 and found.get(failures, 0) >= 1 and found,
+        timeout=15,
+        interval=0.2,
+        what="the done and failed items counted",
+    )
     assert before[("dlsupervisor_items_total", (("outcome", "expired"), ("subtype", "toolkit")))] >= 1
     assert before[("dlsupervisor_item_duration_seconds_count", (("subtype", "toolkit"),))] >= 2
     assert sum(v for (name, labels), v in before.items() if name == "dlsupervisor_workers") == 2
@@ -189,3 +195,31 @@ def test_metrics_count_real_work_and_survive_a_killed_web_child(web):
             assert after[key] >= value, key
     restarts = ("dlsupervisor_child_restarts_total", (("role", "web"), ("subtype", "")))
     assert after[restarts] >= 1
+
+
+def test_the_api_shows_a_running_exports_progress_then_complete(web):
+    """open_output(total=5000) → the worker's slot → the master's write → /api, per item and
+    summed per task, while the export runs (a pause after each report keeps it running)."""
+    w = web()
+    data = {"name": "rows.csv", "generate": 5000, "total": True, "pause": 0.6}
+    task_id, (item_id,) = w.env.new_task(data, sub_type=25)
+
+    def api_task() -> dict:
+        code, _, body = w.get(f"/api/tasks/{task_id}")
+        assert code == 200
+        return json.loads(body)
+
+    def midway() -> dict | None:
+        task = api_task()
+        shown = task["items"][0]["export_progress"]
+        return task if shown and 0 < shown["done"] < 5000 else None
+
+    task = wait_until(midway, timeout=15, what="a running item's progress in /api", context=w.daemon.context)
+    shown = task["items"][0]["export_progress"]
+    assert shown["total"] == 5000 and shown["text"] == f"{shown['done'] * 100 // 5000}%"
+    assert task["export_progress"] == shown  # one item: the task's sum is its progress
+    w.daemon.wait_item(item_id, timeout=20, status=ItemStatus.DONE)
+    w.daemon.wait_task(task_id, status=TaskStatus.DONE)
+    done = api_task()
+    assert done["export_progress"] == {"done": 5000, "total": 5000, "text": "100%"}
+    assert done["items"][0]["export_progress"]["text"] == "100%"

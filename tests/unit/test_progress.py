@@ -5,6 +5,8 @@ and a notice being delivered is timed out like an export."""
 from __future__ import annotations
 
 import signal
+import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,7 @@ from dlsupervisor.progress import task_text, text
 from dlsupervisor.slots import Slot, SlotState
 from dlsupervisor.store import Progress
 from dlsupervisor.task import DownloadTaskBase, SubTypeInfo
+from dlsupervisor.toolkit.output import Output
 from tests.helpers import progress
 from tests.unit.test_master import Harness
 
@@ -102,3 +105,51 @@ def test_progress_reads_as_percent_or_rows_and_only_while_active_or_done():
     assert task_text(TaskStatus.FAILED, Progress(3, 4)) == "-"
     assert task_text(TaskStatus.CANCELLED, Progress(3, None)) == "-"
     assert task_text(TaskStatus.PROCESSING, None) == "-"
+
+
+@pytest.mark.parametrize(("suffix", "max_rows"), [(".csv", None), (".csv", 700), (".xlsx", 1000)])
+def test_open_output_reports_every_thousand_rows_and_on_close_whatever_its_parts(tmp_path, suffix, max_rows):
+    """Reports ride the parts' roll-over check: with parts of 700 or exactly 1000 rows (a report
+    and a roll-over on the same row) every row still lands once, in order."""
+    reports, staged = [], []
+
+    def stage(path, name, md5):
+        staged.append(name)
+        if suffix == ".csv":
+            written.extend(csv_rows(path))
+        return "url", md5, name
+
+    written: list[int] = []
+
+    with Output(
+        str(tmp_path),
+        f"x{suffix}",
+        stage,
+        columns=["n"],  # a header in every part
+        total=2500,
+        max_rows=max_rows,
+        progress=lambda done, total: reports.append((done, total)),
+    ) as out:
+        for i in range(2500):
+            out.write_row([i])
+    assert reports == [(0, 2500), (1000, 2500), (2000, 2500), (2500, 2500)]
+    assert out.rows == 2500 and staged == [f"x{suffix}" if max_rows is None else "x.zip"]
+    assert suffix != ".csv" or written == list(range(2500))
+
+
+def csv_rows(path: str) -> list[int]:
+    """The data rows of a CSV, or of each CSV part in a zip (in part order), headers aside."""
+    if not zipfile.is_zipfile(path):
+        return [int(line) for line in Path(path).read_text(encoding="utf-8-sig").split()[1:]]
+    with zipfile.ZipFile(path) as bundle:
+        names = sorted(bundle.namelist(), key=lambda n: (len(n), n))
+        return [int(line) for n in names for line in bundle.read(n).decode("utf-8-sig").split()[1:]]
+
+
+def test_open_output_without_a_total_leaves_progress_to_the_export(tmp_path):
+    reports = []
+    with Output(
+        str(tmp_path), "x.csv", lambda *a: ("u", a[2], a[1]), progress=lambda *r: reports.append(r)
+    ) as out:
+        out.write_rows([i] for i in range(2500))
+    assert reports == []
