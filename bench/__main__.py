@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from bench import crash, idle, latency, report, scale, throughput, timeouts, toolkit, web
+from bench import crash, fairness, idle, latency, report, scale, throughput, timeouts, toolkit, web
 from bench.world import World
 
 # --quick's counts: the least that still runs every code path of each measurement (it checks
@@ -33,6 +33,7 @@ MEASUREMENTS = {
     "idle": (idle.run, {"seconds": 1}),
     "toolkit": (toolkit.run, {"rows": 2_000, "zip_mb": 10, "repeat": {}}),  # its own table (bench/toolkit.py)
     "web": (web.run, {"seconds": 1}),  # its own table (bench/web.py)
+    "fairness": (fairness.run, {"heavy": 30, "items": 40, "repeats": 1, "backlogs": (300,)}),
 }
 
 
@@ -75,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + toolkit.markdown(results["toolkit"]))
     if "web" in results:
         print("\n" + web.markdown(results["web"]))
+    if "fairness" in results:
+        print("\n" + fairness.markdown(results["fairness"]))
     return 0
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from bench import stats
@@ -56,6 +56,24 @@ def run(world: World, history: int = HISTORY) -> dict[str, Any]:
     began = time.monotonic()
     fill(dlsv.db_url, history)
     filled = time.monotonic() - began
+    with in_process(dlsv) as (store, scheduler):
+        idle = [measure(store, scheduler.tick) for _ in range(IDLE_PASSES)]
+        insert_items(dlsv.db_url, DISPATCH, job(world, "noop"), task_status=0)
+        dispatch = measure(store, scheduler.tick)
+    median = sorted(idle, key=lambda m: m["counters"]["Rows_read"])[len(idle) // 2]
+    return {
+        "history": history,
+        "fill_seconds": round(filled, 1),
+        "idle": median,
+        "idle_ms": stats.summary([m["ms"] for m in idle]),
+        "dispatch": dispatch,
+    }
+
+
+@contextlib.contextmanager
+def in_process(dlsv: Dlsv) -> Iterator[tuple[Any, Scheduler]]:
+    """The store and an elected Scheduler of `dlsv`'s configuration, in this process
+    (the daemon is not started); its subtype registered as a live worker would."""
     settings = config.load(str(dlsv.ini))
     store = open_store(settings.database)
     work_queue = open_queue(settings, store)
@@ -65,20 +83,10 @@ def run(world: World, history: int = HISTORY) -> dict[str, Any]:
         election = RedisElection(work_queue.client, f"{settings.redis.key_prefix}scheduler", 10)
         scheduler = Scheduler(settings, store, work_queue, election, registry=registry)
         scheduler.tick()  # connect, elect
-        idle = [measure(store, scheduler.tick) for _ in range(IDLE_PASSES)]
-        insert_items(dlsv.db_url, DISPATCH, job(world, "noop"), task_status=0)
-        dispatch = measure(store, scheduler.tick)
+        yield store, scheduler
     finally:
         work_queue.close()
         store.close()
-    median = sorted(idle, key=lambda m: m["counters"]["Rows_read"])[len(idle) // 2]
-    return {
-        "history": history,
-        "fill_seconds": round(filled, 1),
-        "idle": median,
-        "idle_ms": stats.summary([m["ms"] for m in idle]),
-        "dispatch": dispatch,
-    }
 
 
 def measure(store, action: Callable[[], Any]) -> dict[str, Any]:

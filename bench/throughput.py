@@ -50,6 +50,11 @@ def run(
 def drain(world: World, system: System, items: int) -> dict[str, Any]:
     item_ids = insert_items(system.db_url, items, job(world, "noop"))
     system.enqueue(item_ids, job(world, "noop"))
+    return measure_drain(system, item_ids)
+
+
+def measure_drain(system: System, item_ids: list[int]) -> dict[str, Any]:
+    """Start `system` on rows (and wake-ups) already there; its rate until they are DONE."""
     system.start()
     cpu_before, done_before = stats.cpu_seconds(_all_pids(system)), count_done(system.db_url, item_ids)
     try:

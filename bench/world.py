@@ -148,41 +148,59 @@ class World:
                 self.redis.srem(shared, *ours)
 
 
-def insert_items(db_url: str, count: int, data: dict[str, Any], *, task_status: int = 1) -> list[int]:
+def insert_items(
+    db_url: str, count: int, data: dict[str, Any], *, task_status: int = 1, org_id: int = 1, orgs: int = 1
+) -> list[int]:
     """`count` single-item tasks as `submit()` makes them (task PROCESSING, item READY).
 
     With task_status=0 they are what an application inserting rows itself makes: the
-    scheduler dispatches them.  Returns the item ids, in order.
+    scheduler dispatches them.  With `orgs` > 1 they belong to orgs org_id .. org_id +
+    orgs - 1 in blocks (the first count/orgs rows to the first org, and so on), so the
+    fair order is as far from id order as it gets.  Returns the item ids, in order.
     """
     with contextlib.closing(connect(db_url)) as conn:
-        return insert_batch(conn, count, data, task_status=task_status)
+        return insert_batch(conn, count, data, task_status=task_status, org_id=org_id, orgs=orgs)
 
 
 def insert_batch(
-    conn: pymysql.connections.Connection, count: int, data: dict[str, Any], *, task_status: int = 1
+    conn: pymysql.connections.Connection,
+    count: int,
+    data: dict[str, Any],
+    *,
+    task_status: int = 1,
+    org_id: int = 1,
+    orgs: int = 1,
 ) -> list[int]:
     """insert_items on an open connection, tasks and items committed together (one transaction,
     as an application inserting a batch does: no pass ever sees a task without its item)."""
     for attempt in range(5):  # a deadlock with the scheduler's UPDATEs is retried, as an application would
         try:
-            return _insert_batch(conn, count, data, task_status)
+            return _insert_batch(conn, count, data, task_status, org_id, orgs)
         except pymysql.err.OperationalError as exc:
             if exc.args[0] != 1213 or attempt == 4:
                 raise
     raise AssertionError("unreachable")
 
 
-def _insert_batch(conn: pymysql.connections.Connection, count: int, data: dict[str, Any], task_status: int):
+def _insert_batch(
+    conn: pymysql.connections.Connection,
+    count: int,
+    data: dict[str, Any],
+    task_status: int,
+    org_id: int,
+    orgs: int,
+) -> list[int]:
     text = json.dumps(data)
     tag = f"bench-{uuid.uuid4().hex[:12]}"
+    count, orgs = int(count), max(int(orgs), 1)
     with conn.cursor() as cursor:
         # READ COMMITTED: the INSERT ... SELECT reads the new tasks without locking them.
         cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
         cursor.execute("BEGIN")
         cursor.execute(
             "INSERT INTO download_task_main (org_id, task_name, platform, type, sub_type, status, data) "
-            f"SELECT 1, %s, 1, %s, %s, %s, %s FROM seq_1_to_{int(count)}",
-            (tag, TYPE, SUB_TYPE, task_status, text),
+            f"SELECT %s + (seq - 1) * {orgs} DIV {count}, %s, 1, %s, %s, %s, %s FROM seq_1_to_{count}",
+            (int(org_id), tag, TYPE, SUB_TYPE, task_status, text),
         )
         cursor.execute(
             "INSERT INTO download_item (task_id, org_id, type, status, data) "
@@ -199,20 +217,23 @@ def _insert_batch(conn: pymysql.connections.Connection, count: int, data: dict[s
     return ids
 
 
-def insert_task_sql(conn: pymysql.connections.Connection, data: dict[str, Any]) -> int:
-    """One READY task and its READY item, as an application inserting rows does; the item id."""
+def insert_task_sql(
+    conn: pymysql.connections.Connection, data: dict[str, Any], *, org_id: int = 1, task_status: int = 0
+) -> int:
+    """One task (READY by default) and its READY item, as an application inserting rows
+    does; the item id."""
     text = json.dumps(data)
     with conn.cursor() as cursor:
         cursor.execute("BEGIN")
         cursor.execute(
             "INSERT INTO download_task_main (org_id, task_name, platform, type, sub_type, status, data) "
-            "VALUES (1, 'bench', 1, %s, %s, 0, %s)",
-            (TYPE, SUB_TYPE, text),
+            "VALUES (%s, 'bench', 1, %s, %s, %s, %s)",
+            (org_id, TYPE, SUB_TYPE, task_status, text),
         )
         task_id = cursor.lastrowid
         cursor.execute(
-            "INSERT INTO download_item (task_id, org_id, type, status, data) VALUES (%s, 1, %s, 0, %s)",
-            (task_id, SUB_TYPE, text),
+            "INSERT INTO download_item (task_id, org_id, type, status, data) VALUES (%s, %s, %s, 0, %s)",
+            (task_id, org_id, SUB_TYPE, text),
         )
         item_id = cursor.lastrowid
         cursor.execute("COMMIT")
@@ -254,6 +275,7 @@ def wait_done(db_url: str, item_ids: list[int], timeout: float) -> dict[str, Any
         "complete": done >= len(item_ids),
         "seconds": span,
         "items_per_s": (done - 1) / span if span > 0 else 0.0,
+        "last_done_at": float(row["last"]) if done else None,  # the database's clock, epoch s
     }
 
 

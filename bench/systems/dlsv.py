@@ -117,6 +117,15 @@ class Dlsv:
         for start in range(0, len(messages), 1000):
             self._queue.push("bench", messages[start : start + 1000])
 
+    def enqueue_ranked(self, item_ids: list[int]) -> None:
+        """Wake-ups at each item's place in its org's line, from the store's ranked query
+        (what submit() and the scheduler push), 1,000 a call."""
+        with self.client() as client:
+            for start in range(0, len(item_ids), 1000):
+                refs = client.store.ranked_items(item_ids[start : start + 1000])
+                messages = [queue.item_message(ref.item_id) for ref in refs]
+                client.queue.push("bench", messages, [(ref.top, ref.pos) for ref in refs])
+
     def client(self) -> Client:
         return Client(str(self.ini))
 

@@ -690,8 +690,17 @@ class SqlStore:
 
     def dispatchable_items(self, sub_types: Sequence[int], limit: int) -> list[ItemRef]:
         """READY items of READY tasks of single-item subtypes, pinned first, then round-robin
-        across orgs (each item's place counts its org's READY items already dispatched)."""
+        across orgs (each item's place counts its org's READY items already dispatched).
+
+        The rank reads every waiting item of the subtypes, so it runs only when a READY task
+        exists (by the status index): a backlog queued by submit() costs a pass nothing."""
         if not sub_types:
+            return []
+        if not self._query(
+            "SELECT 1 AS ready FROM download_task_main "
+            f"WHERE status = ? AND sub_type IN ({marks(sub_types)}) LIMIT 1",
+            (TaskStatus.READY, *sub_types),
+        ):
             return []
         rows = self._query(
             ranked_ready_sql(f"t.sub_type IN ({marks(sub_types)})", "r.task_status = ?"),

@@ -141,3 +141,21 @@ def test_sqlite_errors_fall_in_three_classes():
     assert sqlite.classify(busy) is Failure.ROLLED_BACK
     assert sqlite.classify(readonly) is Failure.OUTAGE
     assert sqlite.classify(sqlite3.OperationalError("no such table: x")) is Failure.BUG
+
+
+class Empty(Recorder):
+    """A session whose every query finds nothing."""
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        super().query(sql, args)
+        return []
+
+
+def test_a_pass_with_no_ready_task_skips_the_rank_of_the_waiting_items():
+    """The dispatch rank reads every waiting item (a submit()-fed backlog: PROCESSING tasks),
+    so it runs only when a READY task exists (bench/fairness.py measured a pass)."""
+    store = RecordingStore(mysql.MYSQL)
+    store.session = Empty()
+    assert store.dispatchable_items([15, 16], 10) == []
+    [(sql, args)] = store.session.statements
+    assert "ROW_NUMBER" not in sql and "LIMIT 1" in sql and args[1:] == (15, 16)
