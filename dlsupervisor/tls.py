@@ -94,6 +94,14 @@ def mysql_context(tls: MysqlTls) -> ssl.SSLContext:
     return ctx
 
 
+def unverified_context() -> ssl.SSLContext:
+    """TLS if offered, certificate not checked (PyMySQL's default): no CA store is loaded."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 def check_redis_url(url: str) -> None:
     """Only parameters redis-py takes from a url and we document; TLS ones only on rediss://."""
     params = query_params(url)
