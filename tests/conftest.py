@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 
+import psutil
 import pytest
 
 from tests.helpers import services
@@ -30,6 +31,19 @@ def selected_backends() -> tuple[str, ...]:
 
 
 BACKENDS = selected_backends()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_outlives_the_run(tmp_path_factory):
+    """A test cut short (a timeout mid-teardown, a detached daemon whose pidfile never came)
+    can leave a daemon behind: at the end, every process still running on this run's
+    temporary files is killed by pid, so none outlives the suite."""
+    yield
+    base = str(tmp_path_factory.getbasetemp())
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        if proc.pid != os.getpid() and any(base in part for part in proc.info["cmdline"] or ()):
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
 
 
 def make_env(backend: str, tmp_path) -> tuple[Env, callable]:

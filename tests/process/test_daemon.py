@@ -491,8 +491,9 @@ def test_start_daemon_detaches_and_stop_drains_it(env, daemon):
     d.rewrite(**d.config)
     result = d.cli("start", "--daemon")
     pidfile = d.run_dir / "dlsupervisor.pid"
-    pid = wait_until(lambda: pidfile.exists() and int(pidfile.read_text() or 0), what="the pidfile")
+    pid = 0
     try:
+        pid = wait_until(lambda: pidfile.exists() and int(pidfile.read_text() or 0), what="the pidfile")
         wait_until(
             lambda: title(pid) == f"dlsupervisor: master -c {d.config_path}", what="the master's title"
         )
@@ -509,10 +510,10 @@ def test_start_daemon_detaches_and_stop_drains_it(env, daemon):
         assert f"stopped (pid {pid})" in stopped.stdout
         assert gone(pid) and not pidfile.exists()
         assert d.cli("status", check=False).returncode == 3
-    finally:
-        for proc in psutil.process_iter():
+    finally:  # its session, and whatever runs on its configuration (the pidfile may never have come)
+        for proc in psutil.process_iter(["cmdline"]):
             try:
-                if os.getsid(proc.pid) == pid:
+                if os.getsid(proc.pid) == pid or str(d.config_path) in (proc.info["cmdline"] or ()):
                     proc.kill()
             except (psutil.Error, ProcessLookupError):
                 pass
