@@ -513,7 +513,7 @@ def test_start_daemon_detaches_and_stop_drains_it(env, daemon):
     finally:  # its session, and whatever runs on its configuration (the pidfile may never have come)
         for proc in psutil.process_iter(["cmdline"]):
             try:
-                if os.getsid(proc.pid) == pid or str(d.config_path) in (proc.info["cmdline"] or ()):
+                if (pid and os.getsid(proc.pid) == pid) or str(d.config_path) in (proc.info["cmdline"] or ()):
                     proc.kill()
             except (psutil.Error, ProcessLookupError):
                 pass
