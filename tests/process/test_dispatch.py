@@ -1,6 +1,6 @@
 """Rows an application inserts while workers run are dispatched when a worker runs dry,
 not at the scheduler's next poll (architecture.md, "Processes").  The nudge travels
-through Redis; without it the scheduler's poll dispatches them (README, "Tuning")."""
+through Redis; without it the scheduler's poll dispatches them (README, "How it works")."""
 
 from __future__ import annotations
 
