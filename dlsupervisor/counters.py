@@ -50,8 +50,11 @@ def increments(outcome: str | None, seconds: float | None) -> list[tuple[str, fl
     added = [(f"items:{outcome}", 1.0)] if outcome else []
     if seconds is not None:
         added += [(DURATION_COUNT, 1.0), (DURATION_SUM, float(seconds))]
-        added += [(bucket_name(bound), 1.0) for bound in BUCKETS if seconds <= bound]
+        added += [(name, 1.0) for bound, name in _BUCKET_NAMES if seconds <= bound]
     return added
+
+
+_BUCKET_NAMES = tuple((bound, bucket_name(bound)) for bound in BUCKETS)  # once: a worker adds them per item
 
 
 @dataclass
