@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ DATA = {"do": "file", "name": "a.csv", "body": "1"}
 def setup(env, storage=None, items=1):
     env.write_config(subtypes=TOOLKIT_SUBTYPES, storage=storage or {"path": env.tmp / "files"})
     scheduler, worker = env.scheduler(), env.worker("toolkit")
+    worker.sub = dataclasses.replace(worker.sub, max_items=1)  # one item a turn: the rest wait
     worker.register()
     task_id, item_ids = env.new_task(DATA, sub_type=25, items=items)
     scheduler.tick()

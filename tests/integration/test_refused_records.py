@@ -24,11 +24,11 @@ class RefusesFirstRecord:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    def record(self, *args: Any) -> Any:
+    def record(self, *args: Any, **kwargs: Any) -> Any:
         if self.refused == 0:
             self.refused += 1
             raise pymysql.err.OperationalError(1142, "UPDATE command denied to user 'u'@'h'")
-        return self._store.record(*args)
+        return self._store.record(*args, **kwargs)
 
 
 def test_a_refused_record_is_retried_not_lost(env, tmp_path, caplog):
