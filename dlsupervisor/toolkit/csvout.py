@@ -35,6 +35,8 @@ class CsvPart:
             self.text.write("\ufeff")
         self._write = csv.writer(self.text).writerow
         self.formulas = formulas
+        if formulas:
+            self.write_row = self._write_formulas  # type: ignore[method-assign]
         if columns:
             self._write(columns)
         self.rows, self.limit, self.on_full = 0, limit, on_full  # data rows; at `limit`, on_full(row)
@@ -42,13 +44,21 @@ class CsvPart:
     def write_row(self, row: Iterable[Any]) -> None:
         if self.rows == self.limit and self.on_full is not None:
             return self.on_full(row)  # the next part takes this row
-        if not self.formulas:
-            if row.__class__ is not list and row.__class__ is not tuple:
-                row = list(row)  # a generator is read once
-            for value in row:  # most rows have no formula-like text: scan, rebuild only if one has
-                if value.__class__ is str and value[:1] in TRIGGERS:
-                    row = ["'" + v if isinstance(v, str) and v[:1] in TRIGGERS else v for v in row]
-                    break
+        if type(row) is not list and type(row) is not tuple:
+            row = list(row)  # a generator is read once
+        # Most rows have no formula-like text: scan, rebuild only if one has.  Every trigger
+        # sorts before "A", so `value < "A"` (no allocation) passes over most text cheaply.
+        for value in row:
+            if value.__class__ is str and value < "A" and value[:1] in TRIGGERS:
+                row = ["'" + v if isinstance(v, str) and v[:1] in TRIGGERS else v for v in row]
+                break
+        self._write(row)
+        self.rows += 1
+
+    def _write_formulas(self, row: Iterable[Any]) -> None:
+        """`write_row` with `formulas=True`: cells as they are."""
+        if self.rows == self.limit and self.on_full is not None:
+            return self.on_full(row)
         self._write(row)
         self.rows += 1
 
