@@ -49,7 +49,7 @@ class CsvPart:
         # Most rows have no formula-like text: scan, rebuild only if one has.  Every trigger
         # sorts before "A", so `value < "A"` (no allocation) passes over most text cheaply.
         for value in row:
-            if value.__class__ is str and value < "A" and value[:1] in TRIGGERS:
+            if isinstance(value, str) and value < "A" and value[:1] in TRIGGERS:
                 row = ["'" + v if isinstance(v, str) and v[:1] in TRIGGERS else v for v in row]
                 break
         self._write(row)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import decimal
+import enum
 import hashlib
 import io
 import zipfile
@@ -67,6 +68,18 @@ def test_csv_has_a_bom_rfc4180_quoting_and_neutralised_formulas(tmp_path):
     assert back[1] == ["李雷", 'say "hi", then\nleave', "3"]
     assert back[2] == ['\'=HYPERLINK("x")', "'+1", "'-2"]
     assert back[3] == ["'@SUM(A1)", "'\tx", "1.5"]
+
+
+def test_csv_neutralises_formulas_in_text_of_str_subclasses_too(tmp_path):
+    """An enum's value or numpy's str_ is text as much as a str (OWASP: every text cell)."""
+
+    class Code(str, enum.Enum):
+        FORMULA = "=cmd|' /C calc'!A0"
+
+    rows = [[Code.FORMULA, 1], [type("Text", (str,), {})("+1"), "plain"]]
+    raw = stored(tmp_path, export(handler(tmp_path), write("c.csv", rows, bom=False))).read_bytes()
+    back = list(csv.reader(io.StringIO(raw.decode(), newline="")))
+    assert [row[0][:1] for row in back] == ["'", "'"], back
 
 
 def test_csv_without_bom_and_with_formulas_allowed(tmp_path):
