@@ -38,8 +38,8 @@ def history(tmp_path_factory):
     """One database for the module, holding HISTORY finished tasks and HISTORY finished items."""
     env, cleanup = make_env("mysql", tmp_path_factory.mktemp("scale"))
     try:
-        env.db.execute(FILL_TASKS.format(history=HISTORY))
-        env.db.execute(FILL_ITEMS.format(history=HISTORY))
+        env.db.execute(FILL_TASKS.replace("{history}", str(HISTORY)))
+        env.db.execute(FILL_ITEMS.replace("{history}", str(HISTORY)))
         env.db.execute("ANALYZE TABLE download_task_main, download_item")
         yield env
     finally:
