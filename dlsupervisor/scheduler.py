@@ -104,13 +104,13 @@ class Scheduler:
         an application inserted meanwhile then wait for no poll while workers idle.  Only
         the leader listens (a nudge is for one pass), and never closer than NUDGE_GAP."""
         deadline = started + self.conf.poll_interval
-        time.sleep(max(0.0, min(started + NUDGE_GAP, deadline) - time.monotonic()))
         while (remaining := deadline - time.monotonic()) > 0:
             if not self.leading:
                 time.sleep(remaining)
                 return
             try:
-                if self.queue.await_nudge(min(remaining, AWAIT_BLOCK)):
+                if self.queue.await_nudge(min(remaining, AWAIT_BLOCK)):  # idle: one wake-up a pass
+                    time.sleep(max(0.0, min(started + NUDGE_GAP, deadline) - time.monotonic()))
                     return
             except QueueUnavailable:
                 time.sleep(max(0.0, deadline - time.monotonic()))
