@@ -90,7 +90,7 @@ def test_a_second_start_on_the_same_pidfile_refuses_with_exit_2(env, daemon):
 def test_an_export_runs_end_to_end_and_the_title_names_its_item(env, daemon, tmp_path):
     d = daemon(**config(workers=1)).start()
     log = tmp_path / "markers"
-    task_id, item_id = submit(env, {"do": "sleep", "seconds": 0.6, "log": str(log)})
+    task_id, item_id = submit(env, {"do": "sleep", "seconds": 2, "log": str(log)})
     pid = busy_pid(d, item_id)
     assert title(pid) == f"dlsupervisor: worker behaviour#1 item {item_id}"
     d.wait_task(task_id, status=TaskStatus.DONE)
