@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from waitress import wasyncore
 
 from dlsupervisor import config
 from dlsupervisor.model import ItemStatus, TaskStatus
@@ -34,8 +35,11 @@ def serving(settings) -> Iterator[int]:
     try:
         yield server.effective_port
     finally:
-        server.close()
+        # Closed in the loop's own thread (a trigger's callback), between two selects: closed
+        # from this thread, the loop's select would see a closed descriptor (EBADF).
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
         thread.join(10)
+        server.task_dispatcher.shutdown()
 
 
 def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
