@@ -45,7 +45,9 @@ _OUTAGE_CODES = frozenset(
         1053,  # server shutdown in progress
         1152,  # aborted connection
         1927,  # connection killed
+        2002,  # can't connect (the C client's, over TCP too)
         2003,  # can't connect
+        2005,  # unknown host (the C client's; PyMySQL says 2003)
         2006,  # server has gone away
         2013,  # lost connection during query
         2014,  # commands out of sync (a read interrupted mid-packet)

@@ -141,6 +141,8 @@ def test_mysqlclient_errors_fall_in_the_same_three_classes():
 
     assert mysql.classify(error(2013), mysqldb) is Failure.OUTAGE
     assert mysql.classify(error(2006), mysqldb) is Failure.OUTAGE
+    assert mysql.classify(error(2002), mysqldb) is Failure.OUTAGE  # can't connect, as it says it
+    assert mysql.classify(error(2005), mysqldb) is Failure.OUTAGE  # unknown host (a DNS outage too)
     assert mysql.classify(error(1290), mysqldb) is Failure.OUTAGE
     assert mysql.classify(error(1213), mysqldb) is Failure.ROLLED_BACK
     assert mysql.classify(error(1142), mysqldb) is Failure.BUG
