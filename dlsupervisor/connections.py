@@ -57,8 +57,9 @@ def mysqlclient_connect(db: DatabaseSettings, **kwargs: Any) -> Any:
     """MySQLdb.connect (mysqlclient, the C client) with the url's host and credentials.
 
     Plain connections only (config.mysql_driver refuses the url's ssl_* parameters
-    with it): `ssl_mode=disabled` is said to the client, and with no ssl_mode the C
-    client (MariaDB Connector/C 3.3) starts no TLS, where PyMySQL would start it unverified.
+    with it): `ssl_mode=disabled` is said to the client; with no ssl_mode the C client's
+    own default holds (Connector/C 3.3, Debian 12's: no TLS, where PyMySQL's is TLS
+    unverified if the server offers it).
     """
     import MySQLdb  # only in a process whose store uses it
 
