@@ -97,6 +97,9 @@ def make_env(backend: str, tmp_path) -> tuple[Env, callable]:
 def environment(backend: str, tmp_path) -> Iterator[Env]:
     env, cleanup = make_env(backend, tmp_path)
     try:
+        if backend in DRIVERS:  # the driver asked for is the one the store uses
+            wanted = "MySQLClientStore" if DRIVERS[backend] == "mysqlclient" else "MySQLStore"
+            assert type(env.store).__name__ == wanted, f"{backend}: the store is {type(env.store).__name__}"
         yield env
     finally:
         env.close()
