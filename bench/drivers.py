@@ -16,8 +16,8 @@ a shared machine slows it less than it slows a throughput run) of:
 
 The combinations take turns within every round, so a burst of other work on the
 machine falls on all of them alike; the table gives the median and the quartiles of
-the rounds.  mysqlclient and hiredis must be installed (the `mysqlclient` and
-`hiredis` extras); a missing one is left out of the table.  Everything it creates
+the rounds.  mysqlclient (the `mysqlclient` extra) and hiredis (`pip install hiredis`)
+must be installed to be measured; a missing one is left out of the table.  Everything it creates
 is the bench's (a `dlsv_bench_<run>_*` database, `dlb:<run>:*` keys) and is removed.
 """
 
