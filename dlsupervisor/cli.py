@@ -62,11 +62,17 @@ def _backend_error(exc: Exception) -> str | None:
     import pymysql
     import redis
 
-    if isinstance(exc, (pymysql.err.MySQLError, sqlite3.Error)):
+    if isinstance(exc, (pymysql.err.MySQLError, sqlite3.Error)) or _mysqlclient_error(exc):
         return f"database: {exc}"
     if isinstance(exc, redis.exceptions.RedisError):
         return f"redis: {exc}"
     return None
+
+
+def _mysqlclient_error(exc: Exception) -> bool:
+    """mysqlclient's own error (its store's driver), without importing it where it is unused."""
+    mysqldb = sys.modules.get("MySQLdb")
+    return mysqldb is not None and isinstance(exc, mysqldb.MySQLError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -356,10 +362,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _connected_with(settings: Settings) -> str:
-    """(TLS version and cipher, how verified) of a MySQL connection made now; nothing on SQLite."""
+    """(TLS version and cipher, how verified) of a MySQL connection made now, and the store's
+    driver ([database] driver); nothing on SQLite."""
     from dlsupervisor.connections import describe_mysql
 
-    return f" ({describe_mysql(settings.database)})" if settings.database.kind == "mysql" else ""
+    db = settings.database
+    return f" ({describe_mysql(db)}; driver {db.driver})" if db.kind == "mysql" else ""
 
 
 def _redis_connected_with(settings: Settings, work_queue: Any) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import importlib.util
 import logging
 import os
 import re
@@ -55,6 +56,7 @@ class DatabaseSettings:
     name: str = ""
     path: str = ""  # sqlite only
     tls: tls.MysqlTls = tls.MysqlTls()  # the url's ssl_* parameters (tls.py)
+    driver: str = "pymysql"  # the store's MySQL driver, [database] driver resolved (mysql_driver)
 
     def redacted(self) -> str:
         return redact(self.url)
@@ -259,7 +261,8 @@ SUBTYPE_KEYS: Mapping[str, Parser] = MappingProxyType(
         "max_downloads": _nonneg_int,
     }
 )
-DATABASE_KEYS = ("url",)
+DATABASE_KEYS = ("url", "driver")
+MYSQL_DRIVERS = ("auto", "pymysql", "mysqlclient")
 REDIS_KEYS = ("url", "key_prefix", "sentinels", "service_name", "sentinel_password")
 SEED_KEYS = MappingProxyType(
     {
@@ -429,6 +432,14 @@ def _backends(reader: _Reader, environ: Mapping[str, str]) -> tuple[DatabaseSett
         raise reader.error(*_seed_source(seed, str(exc), "dbHost", "database"), str(exc)) from None
     if database.kind == "mysql" and not database.password and environ.get(ENV_DATABASE_PASSWORD):
         database = dataclasses.replace(database, password=environ[ENV_DATABASE_PASSWORD])
+    wanted = parser["database"].get("driver", "auto").strip() if parser.has_section("database") else "auto"
+    if wanted not in MYSQL_DRIVERS:
+        raise reader.error("database", "driver", f"must be one of {', '.join(MYSQL_DRIVERS)}")
+    if database.kind == "mysql":
+        try:
+            database = dataclasses.replace(database, driver=mysql_driver(wanted, database))
+        except ValueError as exc:
+            raise reader.error("database", "driver", str(exc)) from None
     if not redis_url:
         return database, None
     try:
@@ -469,6 +480,21 @@ def _sentinel_keys(reader: _Reader, environ: Mapping[str, str]) -> dict[str, Any
         sentinels.append((host.strip("[]"), int(port)))
     password = section.get("sentinel_password", "").strip() or environ.get(ENV_SENTINEL_PASSWORD, "")
     return {"sentinels": tuple(sentinels), "service_name": name, "sentinel_password": password}
+
+
+def mysql_driver(wanted: str, db: DatabaseSettings) -> str:
+    """[database] driver resolved: `auto` is mysqlclient (the C client, the `mysqlclient`
+    extra) when it is installed and the url asks for no TLS, else PyMySQL; mysqlclient
+    asked for must be there, and is refused with TLS (not supported with it yet)."""
+    installed = importlib.util.find_spec("MySQLdb") is not None
+    plain = db.tls.mode in ("", "disabled")
+    if wanted == "auto":
+        return "mysqlclient" if installed and plain else "pymysql"
+    if wanted == "mysqlclient" and not installed:
+        raise ValueError("mysqlclient is not installed (pip install 'dlsupervisor[mysqlclient]')")
+    if wanted == "mysqlclient" and not plain:
+        raise ValueError("mysqlclient does not take the url's ssl_* parameters yet: use driver = pymysql")
+    return wanted
 
 
 def _modern_urls(reader: _Reader) -> tuple[str, str, str]:

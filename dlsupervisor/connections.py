@@ -53,6 +53,25 @@ def mysql_connect(db: DatabaseSettings, **kwargs: Any) -> pymysql.connections.Co
     return conn
 
 
+def mysqlclient_connect(db: DatabaseSettings, **kwargs: Any) -> Any:
+    """MySQLdb.connect (mysqlclient, the C client) with the url's host and credentials.
+
+    Plain connections only (config.mysql_driver refuses the url's ssl_* parameters
+    with it): `ssl_mode=disabled` is said to the client; with no ssl_mode the C client's
+    own default holds (Connector/C 3.3, Debian 12's: no TLS, where PyMySQL's is TLS
+    unverified if the server offers it).
+    """
+    import MySQLdb  # only in a process whose store uses it
+
+    if db.tls.mode not in ("", "disabled"):
+        raise MySQLdb.OperationalError(CR.CR_SSL_CONNECTION_ERROR, "TLS: not supported with mysqlclient")
+    if db.tls.mode == "disabled":
+        kwargs["ssl_mode"] = "DISABLED"
+    return MySQLdb.connect(
+        host=db.host, port=db.port, user=db.user, password=db.password, database=db.name, **kwargs
+    )
+
+
 def mysql_cipher(conn: pymysql.connections.Connection) -> tuple[str, str] | None:
     """(TLS version, cipher) of this connection's socket, or None in plain text."""
     sock = getattr(conn, "_sock", None)

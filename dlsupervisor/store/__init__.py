@@ -164,6 +164,10 @@ class Store(
 
 def open_store(db: DatabaseSettings, *, timeout: float = 30.0) -> Store:
     """A store for this process; connects lazily, so it is safe to create before fork."""
+    if db.kind == "mysql" and db.driver == "mysqlclient":
+        from dlsupervisor.store.mysqlclient import MySQLClientStore
+
+        return MySQLClientStore(db, timeout=timeout)
     if db.kind == "mysql":
         from dlsupervisor.store.mysql import MySQLStore
 

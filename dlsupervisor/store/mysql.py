@@ -1,5 +1,9 @@
 """The MySQL / MariaDB backend of the SQL store (PyMySQL): one connection per process, utf8mb4.
 
+mysqlclient.py is the same store on mysqlclient (the C client), for the driver that
+[database] driver chooses; what differs between the two is the connection, the
+errors' classes and the multi-statement query, each a method here.
+
 The statements are sql.py's; here are the connection, transactions, the
 classification of errors, and what only MySQL does: the claim and its read-back
 in one round trip, the submit in one packet, a download below its limit counted by one
@@ -18,7 +22,8 @@ import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from types import ModuleType
+from typing import Any, NamedTuple
 
 import pymysql
 from pymysql.constants import CLIENT, COMMAND
@@ -40,7 +45,9 @@ _OUTAGE_CODES = frozenset(
         1053,  # server shutdown in progress
         1152,  # aborted connection
         1927,  # connection killed
+        2002,  # can't connect (the C client's, over TCP too)
         2003,  # can't connect
+        2005,  # unknown host (the C client's; PyMySQL says 2003)
         2006,  # server has gone away
         2013,  # lost connection during query
         2014,  # commands out of sync (a read interrupted mid-packet)
@@ -57,12 +64,13 @@ _READ_ONLY_CODES = frozenset({1290, 1836})
 _REFUSED_CODES = frozenset({1142, 1227})
 
 
-def classify(exc: BaseException) -> Failure:
-    """What a PyMySQL error means to the caller (read-only counts as an outage of writes)."""
-    if isinstance(exc, pymysql.err.InterfaceError):
+def classify(exc: BaseException, errors: ModuleType = pymysql.err) -> Failure:
+    """What a driver's error means to the caller (read-only counts as an outage of writes);
+    `errors`: the driver's module of DB-API error classes (both use the server's codes)."""
+    if isinstance(exc, errors.InterfaceError):
         return Failure.OUTAGE
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-    if not isinstance(exc, pymysql.err.MySQLError) or code in _REFUSED_CODES:
+    if not isinstance(exc, errors.MySQLError) or code in _REFUSED_CODES:
         return Failure.BUG
     if code in _OUTAGE_CODES or code in _READ_ONLY_CODES:
         return Failure.OUTAGE
@@ -73,10 +81,19 @@ def classify(exc: BaseException) -> Failure:
 _MULTI_ON, _MULTI_OFF = struct.pack("<H", 0), struct.pack("<H", 1)
 
 
-def _rows(result: Any) -> list[dict[str, Any]]:
-    """A PyMySQL result's rows as dicts, as DictCursor would give them."""
-    names = [field.name for field in result.fields or ()]
-    return [dict(zip(names, row, strict=True)) for row in result.rows or ()]
+class Result(NamedTuple):
+    """One statement's result in a multi-statement query, whichever the driver."""
+
+    affected_rows: int
+    insert_id: int
+    rows: list[dict[str, Any]]
+
+
+def _result(result: Any) -> Result:
+    """A PyMySQL result, its rows as dicts (as DictCursor would give them)."""
+    names = [field.name for field in getattr(result, "fields", None) or ()]  # none: not a SELECT
+    rows = [dict(zip(names, row, strict=True)) for row in result.rows or ()]
+    return Result(int(result.affected_rows or 0), int(result.insert_id or 0), rows)
 
 
 def _send_together(conn: Any, commands: Sequence[tuple[int, Any]]) -> None:
@@ -99,7 +116,7 @@ def _command_reply(conn: Any) -> Any:
     return conn._read_packet()
 
 
-def _query_results(conn: Any) -> list[Any]:
+def _query_results(conn: Any) -> list[Result]:
     """Every result of a query's reply; the server stops at the first statement that fails."""
     conn._next_seq_id = 1
     conn._read_query_result()
@@ -107,7 +124,7 @@ def _query_results(conn: Any) -> list[Any]:
     while results[-1].has_next:
         conn.next_result()
         results.append(conn._result)
-    return results
+    return [_result(result) for result in results]
 
 
 def _sql(text: str) -> str:
@@ -169,15 +186,16 @@ def schema_statements() -> list[str]:
 
 class MySQLStore(SqlStore):
     dialect = MYSQL
+    errors: ModuleType = pymysql.err  # the driver's DB-API error classes
 
     def __init__(self, db: DatabaseSettings, *, timeout: float = 30.0) -> None:
         self._db = db
         self._timeout = timeout
-        self._conn: pymysql.connections.Connection | None = None
+        self._conn: Any = None
 
     # -- connection ------------------------------------------------------------------
 
-    def _connect(self) -> pymysql.connections.Connection:
+    def _connect(self) -> Any:
         return mysql_connect(  # the url's host, credentials and TLS (connections.py)
             self._db,
             charset="utf8mb4",
@@ -196,8 +214,8 @@ class MySQLStore(SqlStore):
                 self._conn = self._connect()
             with self._conn.cursor() as cursor:
                 yield cursor
-        except pymysql.err.MySQLError as exc:
-            failure = classify(exc)
+        except self.errors.MySQLError as exc:
+            failure = classify(exc, self.errors)
             if failure is Failure.BUG:
                 raise
             if failure is Failure.OUTAGE:
@@ -238,7 +256,7 @@ class MySQLStore(SqlStore):
 
     # -- what MySQL does in fewer round trips ------------------------------------------
 
-    def _multi_statement(self, cursor: Any, sql: str, args: Sequence[Any]) -> list[Any]:
+    def _multi_statement(self, cursor: Any, sql: str, args: Sequence[Any]) -> list[Result]:
         """Run several statements, one query, on this connection that otherwise refuses them.
 
         COM_SET_OPTION switches multiple statements on before the query and off after
@@ -296,7 +314,7 @@ class MySQLStore(SqlStore):
         statements.append("COMMIT")
         with self._cursor() as cursor:
             results = self._in_one_transaction(cursor, "; ".join(statements), args)
-        ids = [int(result.insert_id) for result in results[1:-1]]
+        ids = [result.insert_id for result in results[1:-1]]
         return ids[0], ids[1] if item is not None else None
 
     def claim(self, item_id: int, owner: str, sub_type: int, cap: int = 0) -> Claim | None:
@@ -309,7 +327,7 @@ class MySQLStore(SqlStore):
             results = self._multi_statement(
                 cursor, f"{sql}; SELECT * FROM download_item WHERE id = ?", [*args, item_id]
             )
-        rows = _rows(results[1])
+        rows = results[1].rows
         return claim_of(rows[0] if rows else None, owner)
 
     def record_and_claim(
@@ -324,17 +342,17 @@ class MySQLStore(SqlStore):
         sql = f"BEGIN; {record}; {claim}; SELECT * FROM download_item WHERE id = ?; COMMIT"
         with self._cursor() as cursor:
             results = self._in_one_transaction(cursor, sql, [*record_args, *claim_args, next_id])
-        rows = _rows(results[3])
+        rows = results[3].rows
         return results[1].affected_rows == 1, claim_of(rows[0] if rows else None, owner)
 
-    def _in_one_transaction(self, cursor: Any, sql: str, args: Sequence[Any]) -> list[Any]:
+    def _in_one_transaction(self, cursor: Any, sql: str, args: Sequence[Any]) -> list[Result]:
         """`BEGIN; ...; COMMIT` as one query: a statement that fails stops the rest, and the
         transaction it leaves open is rolled back, so nothing of it stays."""
         try:
             return self._multi_statement(cursor, sql, args)
-        except pymysql.err.MySQLError:
+        except self.errors.MySQLError:
             if self._conn is not None:
-                with contextlib.suppress(pymysql.err.MySQLError):
+                with contextlib.suppress(self.errors.MySQLError):
                     cursor.execute("ROLLBACK")
             raise
 

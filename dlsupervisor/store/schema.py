@@ -120,11 +120,12 @@ def create(db: DatabaseSettings) -> None:
     from dlsupervisor.store import open_store
 
     store = open_store(db)
+    errors = getattr(store, "errors", pymysql.err)  # the MySQL store's driver's (mysqlclient's)
     try:
         store.initdb()
     except OSError as exc:
         raise ConfigError(f"database {db.path}: cannot create {exc.filename}: {exc.strerror}") from None
-    except pymysql.err.MySQLError as exc:
+    except errors.MySQLError as exc:
         raise mysql_problem(db, exc) from None
     finally:
         store.close()
@@ -180,7 +181,7 @@ def _found_mysql(db: DatabaseSettings, tables: Sequence[str]) -> Schema:
 
 
 def mysql_problem(db: DatabaseSettings, exc: Exception) -> Exception:
-    """A PyMySQL error as ConfigError (the URL is wrong) or StoreUnavailable (try later)."""
+    """A driver's error as ConfigError (the URL is wrong) or StoreUnavailable (try later)."""
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
     reason = exc.args[1] if len(exc.args) > 1 else str(exc)
     where = f"database {db.redacted()}"

@@ -27,6 +27,8 @@ from tests.helpers.env import Env
 from tests.helpers.private import PrivateMariaDB, PrivateRedis
 from tests.helpers.wait import wait_until
 
+pytestmark = pytest.mark.both_drivers  # also on mysqlclient (tests/conftest.py)
+
 SINGLE_TASKS = 3000
 MULTI_TASKS = 250
 PARTS = 8  # items per multi-item task: 3,000 + 2,000 = 5,000 items
@@ -131,11 +133,11 @@ def quiet(env: Env) -> bool:
 
 
 @pytest.mark.timeout(400)
-def test_chaos(tmp_path):
+def test_chaos(tmp_path, driver):
     maria, red = PrivateMariaDB(), PrivateRedis()
     maria.start()
     red.start()
-    env = Env("chaos", maria.url, red.url, "dl:", tmp_path)
+    env = Env("chaos", maria.url, red.url, "dl:", tmp_path, driver=driver)
     markers = tmp_path / "markers"
     daemons = [Daemon(env, name, **supervisor_config(2)) for name in ("a", "b", "c")]
     chaos = Chaos(env, daemons, red, markers)

@@ -50,8 +50,15 @@ class Daemon:
         """Replace this daemon's configuration file (for reloads)."""
         self.config = config
         keys = getattr(self.env, "redis_keys", None)
+        driver = getattr(self.env, "driver", "")
         text = config_text(
-            self.db_url, self.env.redis_url, self.env.prefix, self.run_dir, redis_keys=keys, **config
+            self.db_url,
+            self.env.redis_url,
+            self.env.prefix,
+            self.run_dir,
+            redis_keys=keys,
+            driver=driver,
+            **config,
         )
         self.config_path.write_text(text)
 

@@ -35,10 +35,12 @@ def config_text(
     redis_keys: dict[str, Any] | None = None,
     storage: dict[str, Any] | None = None,
     web: dict[str, Any] | None = None,
+    driver: str = "",
 ) -> str:
+    """`driver`: [database] driver (MySQL only; empty: not written, so `auto`)."""
     sections = {
         "supervisor": {"run_dir": run_dir, "log_level": "DEBUG", **(supervisor or {})},
-        "database": {"url": db_url},
+        "database": {"url": db_url, **({"driver": driver} if driver and db_url.startswith("mysql") else {})},
         "scheduler": {"poll_interval": 0.05, **(scheduler or {})},
     }
     if storage:
@@ -67,6 +69,7 @@ class Env:
     prefix: str
     tmp: Path
     redis_keys: dict[str, Any] = field(default_factory=dict)  # [redis] sentinels, service_name
+    driver: str = "pymysql"  # [database] driver on MySQL: the tests say which (tests/conftest.py)
     db: Db = field(init=False)
 
     def __post_init__(self) -> None:
@@ -85,7 +88,13 @@ class Env:
     def write_config(self, **kwargs: Any) -> Path:
         self.config_path.write_text(
             config_text(
-                self.db_url, self.redis_url, self.prefix, self.run_dir, redis_keys=self.redis_keys, **kwargs
+                self.db_url,
+                self.redis_url,
+                self.prefix,
+                self.run_dir,
+                redis_keys=self.redis_keys,
+                driver=self.driver,
+                **kwargs,
             )
         )
         self.settings = config.load(str(self.config_path))

@@ -6,9 +6,13 @@ from __future__ import annotations
 import dataclasses
 import threading
 
+import pytest
+
 from dlsupervisor.model import ItemStatus
 from dlsupervisor.store import Outcome, Recording
 from tests.helpers.wait import wait_until
+
+pytestmark = pytest.mark.both_drivers  # also on mysqlclient (tests/conftest.py)
 
 
 def queued(env, count, data):

@@ -12,6 +12,8 @@ from dlsupervisor.model import ItemStatus, TaskStatus
 from tests.helpers.env import TOOLKIT_SUBTYPES
 from tests.helpers.s3server import CREDENTIALS, s3_server
 
+pytestmark = pytest.mark.both_drivers  # also on mysqlclient (tests/conftest.py)
+
 DATA = {"do": "file", "name": "a.csv", "body": "1"}
 
 

@@ -9,6 +9,8 @@ import pytest
 
 from dlsupervisor.model import ItemStatus, TaskStatus
 
+pytestmark = pytest.mark.both_drivers  # also on mysqlclient (tests/conftest.py)
+
 
 def run_one(env, data, **task_kwargs):
     """Insert a single-item task, dispatch it, let one worker take it, roll up."""

@@ -9,8 +9,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from dlsupervisor.model import ItemStatus, TaskStatus
 from tests.process.test_daemon import marker_lines
+
+pytestmark = pytest.mark.both_drivers  # also on mysqlclient (tests/conftest.py)
 
 LEASE = 0.4
 

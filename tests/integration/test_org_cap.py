@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from dlsupervisor.errors import StoreUnavailable
 from dlsupervisor.model import ItemStatus, TaskStatus
 from dlsupervisor.store import Outcome, open_store
+
+pytestmark = pytest.mark.both_drivers  # also on mysqlclient (tests/conftest.py)
 
 CAP, RACERS, ROUNDS = 2, 8, 4
 

@@ -9,9 +9,12 @@ import logging
 from typing import Any
 
 import pymysql
+import pytest
 
 from dlsupervisor.model import ItemStatus
 from tests.process.test_daemon import marker_lines
+
+pytestmark = pytest.mark.both_drivers  # also on mysqlclient (tests/conftest.py)
 
 
 class RefusesFirstRecord:

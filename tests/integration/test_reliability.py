@@ -9,6 +9,8 @@ import time
 import traceback
 from collections import Counter
 
+import pytest
+
 from dlsupervisor import config, handlers, remarks
 from dlsupervisor.model import ItemStatus, TaskStatus
 from dlsupervisor.queue import open_queue
@@ -16,6 +18,8 @@ from dlsupervisor.scheduler import Scheduler
 from dlsupervisor.store import open_store
 from dlsupervisor.worker import Worker
 from tests.helpers.wait import wait_until
+
+pytestmark = pytest.mark.both_drivers  # also on mysqlclient (tests/conftest.py)
 
 FORK = multiprocessing.get_context("fork")
 

@@ -18,6 +18,8 @@ from dlsupervisor.spawn import install_stop_handlers
 from dlsupervisor.worker import StopState
 from tests.helpers.wait import wait_until
 
+pytestmark = pytest.mark.both_drivers  # also on mysqlclient (tests/conftest.py)
+
 HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1)
 
 

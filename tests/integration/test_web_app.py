@@ -23,6 +23,8 @@ from dlsupervisor.web.server import make_server
 from tests.helpers.private import PrivateMariaDB
 from tests.helpers.s3server import CREDENTIALS, s3_server
 
+pytestmark = pytest.mark.both_drivers  # also on mysqlclient (tests/conftest.py)
+
 SECRET = "in-process-secret"
 
 

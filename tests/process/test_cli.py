@@ -105,6 +105,7 @@ def test_check_imports_handlers_and_reaches_the_backends(env):
     assert "ok: [subtype:behaviour] tests.hooks.behaviours:Behaviour: type 10, sub_type 15" in result.stdout
     assert "multi-item" in result.stdout
     assert "ok: database" in result.stdout
+    assert (f"; driver {env.driver})" in result.stdout) == env.db_url.startswith("mysql"), result.stdout
     assert ("ok: redis" in result.stdout) == (env.redis_url is not None)
 
 

@@ -18,15 +18,17 @@ from tests.helpers.env import Env
 from tests.helpers.private import PrivateMariaDB, PrivateRedis
 from tests.helpers.wait import wait_until
 
+pytestmark = pytest.mark.both_drivers  # also on mysqlclient (tests/conftest.py)
+
 BEHAVIOUR = "tests.hooks.behaviours:Behaviour"
 
 
 @pytest.fixture
-def private(tmp_path):
+def private(tmp_path, driver):
     maria, red = PrivateMariaDB(), PrivateRedis()
     maria.start()
     red.start()
-    env = Env("private", maria.url, red.url, "dl:", tmp_path)
+    env = Env("private", maria.url, red.url, "dl:", tmp_path, driver=driver)
     started: list[Daemon] = []
     try:
         yield env, maria, red, started

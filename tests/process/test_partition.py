@@ -27,6 +27,8 @@ from tests.helpers.daemon import Daemon, gone
 from tests.helpers.proxy import Proxy
 from tests.helpers.wait import wait_until
 
+pytestmark = pytest.mark.both_drivers  # also on mysqlclient (tests/conftest.py)
+
 LEASE = 4.0
 JOURNAL = "tests.hooks.journal:Journal"
 MULTI_JOURNAL = "tests.hooks.journal:MultiJournal"
@@ -94,9 +96,11 @@ def through(proxy: Proxy, url: str) -> str:
 
 
 @pytest.fixture
-def world(tmp_path):
+def world(tmp_path, driver):
     """A database-as-queue environment, a proxy to its MariaDB, and daemons torn down by pid."""
     with environment("mysql-polling", tmp_path) as env, Proxy(("127.0.0.1", 3306)) as proxy:
+        env.driver = driver
+        env.write_config()
         started: list[Daemon] = []
         yield env, proxy, started
         proxy.heal()  # so a stopping daemon can record what it held

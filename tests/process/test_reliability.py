@@ -6,10 +6,14 @@ from __future__ import annotations
 import signal
 import time
 
+import pytest
+
 from dlsupervisor.model import ItemStatus, TaskStatus
 from tests.helpers.daemon import gone
 from tests.helpers.wait import wait_until
 from tests.process.test_daemon import busy_pid, config, marker_lines, submit
+
+pytestmark = pytest.mark.both_drivers  # also on mysqlclient (tests/conftest.py)
 
 LEASE = 2
 

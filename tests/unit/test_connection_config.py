@@ -114,3 +114,40 @@ def test_passwords_may_come_from_the_environment(tmp_path):
     assert "dbpw" not in repr(settings) and "rpw" not in repr(settings)
     inline = load(tmp_path, "[database]\nurl = mysql://u:inline@h/x\n", environ)
     assert inline.database.password == "inline"  # the url's own password wins
+
+
+MYSQL_URL = "[database]\nurl = mysql://root@127.0.0.1/dl{query}\n{driver}"
+
+
+def driver_of(tmp_path, query="", driver=""):
+    line = f"driver = {driver}" if driver else ""
+    return load(tmp_path, MYSQL_URL.format(query=query, driver=line)).database.driver
+
+
+def test_auto_takes_mysqlclient_when_installed_and_pymysql_when_the_url_asks_for_tls(tmp_path, pem):
+    pytest.importorskip("MySQLdb")
+    assert driver_of(tmp_path) == "mysqlclient"
+    assert driver_of(tmp_path, driver="auto") == "mysqlclient"
+    assert driver_of(tmp_path, "?ssl_mode=disabled") == "mysqlclient"
+    assert driver_of(tmp_path, f"?ssl_ca={pem}") == "pymysql"
+    assert driver_of(tmp_path, "?ssl_mode=required") == "pymysql"
+    assert driver_of(tmp_path, driver="pymysql") == "pymysql"
+    assert driver_of(tmp_path, driver="mysqlclient") == "mysqlclient"
+
+
+def test_auto_falls_back_to_pymysql_and_mysqlclient_asked_for_must_be_installed(tmp_path, monkeypatch):
+    real = config.importlib.util.find_spec
+    monkeypatch.setattr(
+        config.importlib.util, "find_spec", lambda name, *a: None if name == "MySQLdb" else real(name, *a)
+    )
+    assert driver_of(tmp_path) == "pymysql"
+    message = error(tmp_path, MYSQL_URL.format(query="", driver="driver = mysqlclient"))
+    assert "[database] driver: mysqlclient is not installed" in message, message
+
+
+def test_a_driver_that_cannot_do_what_the_url_asks_is_one_line(tmp_path, pem):
+    pytest.importorskip("MySQLdb")
+    message = error(tmp_path, MYSQL_URL.format(query="?ssl_mode=required", driver="driver = mysqlclient"))
+    assert "[database] driver: mysqlclient does not take the url's ssl_* parameters" in message, message
+    message = error(tmp_path, MYSQL_URL.format(query="", driver="driver = mysql-connector"))
+    assert "[database] driver: must be one of auto, pymysql, mysqlclient" in message, message

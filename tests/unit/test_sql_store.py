@@ -133,6 +133,24 @@ def test_mysql_errors_fall_in_three_classes():
     assert mysql.classify(pymysql.err.InterfaceError("closed")) is Failure.OUTAGE
 
 
+def test_mysqlclient_errors_fall_in_the_same_three_classes():
+    mysqldb = pytest.importorskip("MySQLdb")
+
+    def error(code: int) -> Exception:
+        return mysqldb.OperationalError(code, "x")
+
+    assert mysql.classify(error(2013), mysqldb) is Failure.OUTAGE
+    assert mysql.classify(error(2006), mysqldb) is Failure.OUTAGE
+    assert mysql.classify(error(2002), mysqldb) is Failure.OUTAGE  # can't connect, as it says it
+    assert mysql.classify(error(2005), mysqldb) is Failure.OUTAGE  # unknown host (a DNS outage too)
+    assert mysql.classify(error(1290), mysqldb) is Failure.OUTAGE
+    assert mysql.classify(error(1213), mysqldb) is Failure.ROLLED_BACK
+    assert mysql.classify(error(1142), mysqldb) is Failure.BUG
+    assert mysql.classify(mysqldb.IntegrityError(1364, "no default"), mysqldb) is Failure.BUG
+    assert mysql.classify(mysqldb.InterfaceError(0, ""), mysqldb) is Failure.OUTAGE
+    assert mysql.classify(error(2013)) is Failure.BUG  # not PyMySQL's: a bug, never a retry
+
+
 def test_sqlite_errors_fall_in_three_classes():
     busy = sqlite3.OperationalError("database is locked")
     busy.sqlite_errorcode = 5
