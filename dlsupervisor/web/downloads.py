@@ -95,19 +95,19 @@ def _send(handle: IO[bytes], file_name: str, environ: Environ, start: StartRespo
         handle.close()
         return http.respond(start, 416, b"", headers=[("Content-Range", f"bytes */{size}")])
     if wanted is None:
-        start("200 OK", [*headers, ("Content-Length", str(size))])
-        wrapper = environ.get("wsgi.file_wrapper")
-        return wrapper(handle, BLOCK) if wrapper else _blocks(handle, 0, size)
-    first, last = wanted
-    start(
-        "206 Partial Content",
-        [
-            *headers,
-            ("Content-Length", str(last - first + 1)),
-            ("Content-Range", f"bytes {first}-{last}/{size}"),
-        ],
-    )
-    return _blocks(handle, first, last + 1 - first)
+        first, last, code = 0, size - 1, "200 OK"
+        headers.append(("Content-Length", str(size)))
+    else:
+        first, last = wanted
+        code = "206 Partial Content"
+        headers.append(("Content-Length", str(last - first + 1)))
+        headers.append(("Content-Range", f"bytes {first}-{last}/{size}"))
+    start(code, headers)
+    wrapper = environ.get("wsgi.file_wrapper")
+    if wrapper is None:
+        return _blocks(handle, first, last + 1 - first)
+    handle.seek(first)  # the server's wrapper sends from here, Content-Length bytes (PEP 3333)
+    return wrapper(handle, BLOCK)
 
 
 def _blocks(handle: IO[bytes], offset: int, length: int) -> Iterator[bytes]:
