@@ -4,6 +4,8 @@ its file-wrapper bodies sent with sendfile (web/sendfile.py)."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 from dlsupervisor.config import Settings
@@ -11,6 +13,7 @@ from dlsupervisor.web.app import WebApp
 
 THREADS = 8
 EXTRA = "web"
+QUEUE_LOG_EVERY = 60.0  # seconds between two of waitress's "Task queue depth" warnings
 
 log = logging.getLogger("dlsupervisor.web")
 
@@ -35,4 +38,37 @@ def make_server(settings: Settings, **options: Any) -> Any:
         for listener in sockets.values():  # one per listening socket; channels are made on accept
             if isinstance(listener, BaseWSGIServer):
                 listener.channel_class = sendfile.SendfileChannel
+    quiet_queue_warnings()
     return server
+
+
+class EveryFilter(logging.Filter):
+    """Lets one record through every `seconds`, saying how many it held back since.
+
+    waitress warns "Task queue depth is N" for every request that waits for a thread: under
+    a burst of downloads that is a line per request in the daemon's log."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._next = 0.0
+        self._held = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next:
+                self._held += 1
+                return False
+            held, self._held, self._next = self._held, 0, now + self.seconds
+        if held:
+            record.msg = f"{record.msg} ({held} more since the last of these)"
+        return True
+
+
+def quiet_queue_warnings() -> None:
+    """At most one of waitress's queue-depth warnings a minute (once per logger, however many servers)."""
+    queue = logging.getLogger("waitress.queue")
+    if not any(isinstance(f, EveryFilter) for f in queue.filters):
+        queue.addFilter(EveryFilter(QUEUE_LOG_EVERY))

@@ -1,13 +1,15 @@
 """The web child's download path on the real server (waitress) in-process: bodies sent with
-sendfile through waitress's private flush loop (web/sendfile.py)."""
+sendfile through waitress's private flush loop (web/sendfile.py), and waitress's
+queue-depth warnings kept to one a minute."""
 
 from __future__ import annotations
 
 import http.client
+import logging
 import os
 import time
 
-from dlsupervisor.web import links, sendfile
+from dlsupervisor.web import links, sendfile, server
 from tests.integration.test_web_app import SECRET, done_item, serving, web_settings
 
 SIZE = 3_000_000  # larger than a loopback socket's first send buffer: several flushes
@@ -50,3 +52,30 @@ def test_downloads_go_out_with_sendfile_whole_and_in_ranges_on_one_connection(sq
             conn.close()
     assert sendfile.SendfileChannel.sendfile_bytes - before >= 2 * SIZE + 1_000_010
     assert sqlite_env.db.item(item_id)["download_times"] == 4
+
+
+def test_waitress_queue_depth_warnings_are_kept_to_one_a_minute(sqlite_env, tmp_path, caplog):
+    settings = web_settings(tmp_path / "web.ini", sqlite_env.db_url)
+    queue = logging.getLogger("waitress.queue")
+    for installed in [f for f in queue.filters if isinstance(f, server.EveryFilter)]:
+        queue.removeFilter(installed)  # an earlier test's server's: this one must add its own
+    server.make_server(settings, port=0).close()  # the web child's server quiets them
+    with caplog.at_level(logging.WARNING, logger="waitress.queue"):
+        for depth in range(50):  # as waitress logs them: one per request that waits
+            queue.warning("Task queue depth is %d", depth)
+    assert [r.getMessage() for r in caplog.records] == ["Task queue depth is 0"]
+
+
+def test_a_held_back_warning_is_counted_in_the_next_one(caplog):
+    logger = logging.getLogger("dlsupervisor.test.every")
+    logger.addFilter(server.EveryFilter(0.2))
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        for depth in range(5):
+            logger.warning("depth %d", depth)
+        deadline = time.monotonic() + 5
+        while len(caplog.records) < 2:
+            assert time.monotonic() < deadline, "the warning after the interval never came"
+            logger.warning("depth %d", 9)
+            time.sleep(0.05)
+    first, second = (r.getMessage() for r in caplog.records)
+    assert first == "depth 0" and second.startswith("depth 9 (") and "more since the last" in second
