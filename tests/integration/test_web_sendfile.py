@@ -1,6 +1,6 @@
 """The web child's download path on the real server (waitress) in-process: bodies sent with
-sendfile through waitress's private flush loop (web/sendfile.py), and waitress's
-queue-depth warnings kept to one a minute."""
+sendfile through waitress's private flush loop (web/sendfile.py), the recent-read cache
+that skips the item's read, and waitress's queue-depth warnings kept to one a minute."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import logging
 import os
 import time
 
+from dlsupervisor.model import ItemStatus
 from dlsupervisor.web import links, sendfile, server
-from tests.integration.test_web_app import SECRET, done_item, serving, web_settings
+from tests.integration.test_web_app import SECRET, done_item, get, serving, web_settings
 
 SIZE = 3_000_000  # larger than a loopback socket's first send buffer: several flushes
 
@@ -52,6 +53,21 @@ def test_downloads_go_out_with_sendfile_whole_and_in_ranges_on_one_connection(sq
             conn.close()
     assert sendfile.SendfileChannel.sendfile_bytes - before >= 2 * SIZE + 1_000_010
     assert sqlite_env.db.item(item_id)["download_times"] == 4
+
+
+def test_a_recent_read_never_serves_an_item_that_expired_or_lost_its_file(env, tmp_path):
+    files = stored(tmp_path, "dl/2/r.csv", b"a,b\n")
+    settings = web_settings(tmp_path / "web.ini", env.db_url, {"path": files})
+    _, item_id = done_item(env, "dl/2/r.csv", "r.csv")
+    with serving(settings) as port:
+        assert get(port, link(item_id))[::2] == (200, b"a,b\n")  # read, kept for ROW_SECONDS
+        env.db.execute("UPDATE download_item SET status = %s WHERE id = %s", (ItemStatus.EXPIRED, item_id))
+        assert get(port, link(item_id))[0] == 410
+        env.db.execute("UPDATE download_item SET status = %s WHERE id = %s", (ItemStatus.DONE, item_id))
+        assert get(port, link(item_id))[0] == 200
+        (files / "dl/2/r.csv").unlink()
+        assert get(port, link(item_id))[0] == 410
+    assert env.db.item(item_id)["download_times"] == 2  # neither refusal was counted
 
 
 def test_waitress_queue_depth_warnings_are_kept_to_one_a_minute(sqlite_env, tmp_path, caplog):
