@@ -11,7 +11,7 @@ from typing import Any
 from dlsupervisor.config import Settings
 from dlsupervisor.web.app import WebApp
 
-THREADS = 8
+THREADS = 32  # each serving thread has its own database connection (bench/README.md: why 32)
 EXTRA = "web"
 QUEUE_LOG_EVERY = 60.0  # seconds between two of waitress's "Task queue depth" warnings
 
