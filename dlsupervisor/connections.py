@@ -20,6 +20,20 @@ from dlsupervisor import tls
 from dlsupervisor.config import DatabaseSettings, RedisSettings
 
 
+class _Connection(pymysql.connections.Connection):
+    """PyMySQL's connection, its default context (TLS if the server offers it, unverified)
+    made without the system's CA store: PyMySQL builds it with ssl.create_default_context(),
+    which loads the store (~1-3 MB a process, and about 50 ms of CPU a connection: most of
+    a web child's warm-up, one connection per server thread) for certificates it never
+    verifies.  `_create_ssl_ctx` is PyMySQL's private method (tests/integration/test_mysql_connect.py
+    fails if it stops being called)."""
+
+    def _create_ssl_ctx(self, sslp: Any) -> ssl.SSLContext:
+        if sslp == {}:  # no TLS options: PyMySQL's PREFERRED mode
+            return tls.unverified_context()
+        return super()._create_ssl_ctx(sslp)
+
+
 def mysql_connect(db: DatabaseSettings, **kwargs: Any) -> pymysql.connections.Connection:
     """pymysql.connect with the url's host, credentials and TLS; TLS asked for and not in use
     is an error (2026, as the C client says), whatever PyMySQL's version does about it."""
@@ -31,7 +45,7 @@ def mysql_connect(db: DatabaseSettings, **kwargs: Any) -> pymysql.connections.Co
         except (ssl.SSLError, OSError) as exc:  # a file that is not PEM, a key not the cert's
             problem = f"TLS: cannot load ssl_ca/ssl_cert/ssl_key: {exc}"
             raise pymysql.err.OperationalError(CR.CR_SSL_CONNECTION_ERROR, problem) from None
-    conn = pymysql.connect(
+    conn = _Connection(
         host=db.host,
         port=db.port,
         user=db.user,
@@ -40,11 +54,6 @@ def mysql_connect(db: DatabaseSettings, **kwargs: Any) -> pymysql.connections.Co
         defer_connect=True,
         **kwargs,
     )
-    if not db.tls.mode and getattr(conn, "ctx", None) is not None:
-        # PyMySQL's default (TLS if the server offers it, unverified) builds its context with
-        # ssl.create_default_context(), loading the system's CA store into every process that
-        # connects (~1-3 MB each) for certificates it never verifies; the same, without the store.
-        conn.ctx = tls.unverified_context()
     conn.connect()
     if db.tls.required and mysql_cipher(conn) is None:
         conn.close()

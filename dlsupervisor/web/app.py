@@ -40,6 +40,7 @@ class WebApp:
         self.web = settings.web
         self._local = threading.local()
         self._names: tuple[float, dict[int, str]] | None = None  # (monotonic time read, names)
+        self.rows = downloads.Rows()  # recent reads of DONE items, for their next downloads
 
     def store(self) -> Store:
         store = getattr(self._local, "store", None)
@@ -56,9 +57,8 @@ class WebApp:
             if path == "/healthz":
                 return self.healthz(start)
             if match := _DOWNLOAD.match(path):
-                return downloads.serve(
-                    self.settings, self.store(), self.subtype_name, int(match.group(1)), environ, start
-                )
+                item, store, names = int(match.group(1)), self.store(), self.subtype_name
+                return downloads.serve(self.settings, store, names, item, environ, start, self.rows)
             if path.startswith("/d/"):
                 return http.respond(start, 404, "no such item\n")
             return self.protected(path, environ, start)
