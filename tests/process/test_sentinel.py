@@ -100,7 +100,10 @@ def test_a_sentinel_failover_loses_nothing_and_runs_nothing_twice(sentinel_env, 
     shown = daemon.cli("check").stdout
     assert f"master 127.0.0.1:{replica.port} of mymaster (Sentinel)" in shown, shown
     wait_until(
-        lambda: done_count(env.db, tasks) == BEFORE + 10, timeout=90, what="every task DONE", context=daemon.context
+        lambda: done_count(env.db, tasks) == BEFORE + 10,
+        timeout=90,
+        what="every task DONE",
+        context=daemon.context,
     )
     runs = starts(markers)
     assert len(runs) == BEFORE + 10 and set(runs.values()) == {1}, runs
