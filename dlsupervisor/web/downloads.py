@@ -121,7 +121,7 @@ def _serve_row(
     its local file does not open (nothing counted)."""
     limit = settings.download_limit(name_of(row["sub_type"]))
     if settings.storage.backend == "s3":
-        return _redirect(settings, store, row, limit, start)
+        return _redirect(settings, store, row, limit, environ, start)
     path = local_path(settings.storage.path, row["storage_key"])
     try:
         handle = open(path, "rb") if path else None  # noqa: SIM115 - handed to the response
@@ -129,6 +129,10 @@ def _serve_row(
         handle = None
     if handle is None:
         return None
+    name = row["file_name"] or os.path.basename(path)
+    if environ.get("REQUEST_METHOD") == "HEAD":  # a GET's headers; no file sent, none counted
+        handle.close()
+        return _send(None, os.stat(path).st_size, name, environ, start)
     counted = store.count_download(row["id"], limit)
     if counted is None:
         handle.close()
@@ -136,10 +140,19 @@ def _serve_row(
     if not counted[0]:
         handle.close()
         return http.respond(start, 410, "this link has expired\n")
-    return _send(handle, row["file_name"] or os.path.basename(path), environ, start)
+    return _send(handle, os.fstat(handle.fileno()).st_size, name, environ, start)
 
 
-def _redirect(settings: Settings, store: Any, row: dict, limit: int, start: StartResponse) -> list[bytes]:
+def _redirect(
+    settings: Settings, store: Any, row: dict, limit: int, environ: Environ, start: StartResponse
+) -> list[bytes]:
+    if environ.get("REQUEST_METHOD") == "HEAD":  # nothing to redirect a HEAD to (presigned for GET)
+        return http.respond(
+            start,
+            200,
+            b"",
+            headers=[("Content-Disposition", http.content_disposition(row["file_name"] or ""))],
+        )
     counted = store.count_download(row["id"], limit, PRESIGN_SECONDS)
     if counted is None:
         return http.respond(start, 404, "no such item\n")
@@ -149,8 +162,8 @@ def _redirect(settings: Settings, store: Any, row: dict, limit: int, start: Star
     return http.respond(start, 302, b"", headers=[("Location", url)])
 
 
-def _send(handle: IO[bytes], file_name: str, environ: Environ, start: StartResponse) -> Any:
-    size = os.fstat(handle.fileno()).st_size
+def _send(handle: IO[bytes] | None, size: int, file_name: str, environ: Environ, start: StartResponse) -> Any:
+    """The file (200, or 206 for a Range), or with no `handle` (a HEAD) only its headers."""
     wanted = http.byte_range(environ.get("HTTP_RANGE"), size)
     headers = [
         ("Content-Type", "application/octet-stream"),
@@ -159,7 +172,8 @@ def _send(handle: IO[bytes], file_name: str, environ: Environ, start: StartRespo
         ("Cache-Control", "no-store"),
     ]
     if wanted is False:
-        handle.close()
+        if handle is not None:
+            handle.close()
         return http.respond(start, 416, b"", headers=[("Content-Range", f"bytes */{size}")])
     if wanted is None:
         first, last, code = 0, size - 1, "200 OK"
@@ -170,6 +184,8 @@ def _send(handle: IO[bytes], file_name: str, environ: Environ, start: StartRespo
         headers.append(("Content-Length", str(last - first + 1)))
         headers.append(("Content-Range", f"bytes {first}-{last}/{size}"))
     start(code, headers)
+    if handle is None:
+        return [b""]
     wrapper = environ.get("wsgi.file_wrapper")
     if wrapper is None:
         return _blocks(handle, first, last + 1 - first)

@@ -44,10 +44,12 @@ def serving(settings) -> Iterator[int]:
         server.task_dispatcher.shutdown()
 
 
-def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
+def get(
+    port: int, path: str, headers: dict[str, str] | None = None, method: str = "GET"
+) -> tuple[int, dict, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn.request("GET", path, headers=headers or {})
+        conn.request(method, path, headers=headers or {})
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
@@ -102,6 +104,8 @@ def test_an_s3_download_redirects_to_a_presigned_url_that_works(sqlite_env, tmp_
         expiry = int(time.time()) + 600
         path = f"/d/{item_id}?e={expiry}&s={links.signature(SECRET, item_id, expiry)}"
         with serving(settings) as port:
+            code, headers, _ = get(port, path, method="HEAD")  # not a download: nothing counted
+            assert code == 200 and "report.csv" in headers["content-disposition"]
             code, headers, _ = get(port, path)
             assert code == 302 and headers["location"].startswith(s3.endpoint)
             with urllib.request.urlopen(headers["location"], timeout=10) as fetched:

@@ -34,10 +34,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def request(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
+def request(
+    port: int, path: str, headers: dict[str, str] | None = None, method: str = "GET"
+) -> tuple[int, dict, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn.request("GET", path, headers=headers or {})
+        conn.request(method, path, headers=headers or {})
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
@@ -123,6 +125,23 @@ def test_a_signed_link_serves_the_file_with_its_unicode_name_and_ranges(web):
     assert (row["status"], row["download_times"]) == (ItemStatus.EXPIRED, 3)
     assert w.get(path)[0] == 410
     assert w.env.db.item(item_id)["download_times"] == 3
+
+
+def test_a_head_gets_the_headers_of_the_file_and_is_not_counted(web):
+    """A link checker's (or a download manager's) HEAD is no download: one served GET later,
+    the item's only download still reaches its limit of 1."""
+    w = web(max_downloads=1)
+    _, item_id, path = w.export()
+    for _ in range(2):
+        code, headers, body = request(w.port, path, method="HEAD")
+        assert (code, body, headers["content-length"]) == (200, b"", str(len(BODY))), headers
+        assert headers["content-disposition"].startswith("attachment;")
+    row = w.env.db.item(item_id)
+    assert (row["status"], row["download_times"] or 0) == (ItemStatus.DONE, 0)
+    code, _, body = w.get(path)
+    assert code == 200 and body.decode() == BODY
+    row = w.env.db.item(item_id)
+    assert (row["status"], row["download_times"]) == (ItemStatus.EXPIRED, 1)
 
 
 def test_bad_links_get_403_404_410_and_no_path_reaches_the_file_system(web):
