@@ -9,6 +9,7 @@ import decimal
 import enum
 import hashlib
 import io
+import itertools
 import zipfile
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from dlsupervisor import DownloadTaskBase, SubTypeInfo
 from dlsupervisor.model import DownloadItem
 from dlsupervisor.storage.config import build
 from dlsupervisor.toolkit import session
+from dlsupervisor.toolkit.cells import TRIGGERS
+from dlsupervisor.toolkit.csvout import BATCH
 from dlsupervisor.toolkit.names import sanitise
 
 INFO = SubTypeInfo(task_name="T", type=1, sub_type=1, queue_key="t")
@@ -243,6 +246,64 @@ def test_a_name_with_dot_dot_stays_inside_the_item_directory(tmp_path):
 
 
 def test_csv_formula_check_pre_filter_holds_for_every_trigger():
-    from dlsupervisor.toolkit.cells import TRIGGERS
+    assert max(TRIGGERS) < "A"  # CsvPart._checked skips text >= "A" before its exact test
 
-    assert max(TRIGGERS) < "A"  # CsvPart.write_row skips text >= "A" before its exact test
+
+def cell_by_cell(rows, columns) -> bytes:
+    """The rule the CSV writer must follow, applied to every cell of every row: text (str or a
+    subclass) starting with a trigger gets a leading `'`; the header is written as it is."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["'" + v if isinstance(v, str) and v[:1] in TRIGGERS else v for v in row])
+    return buffer.getvalue().encode()
+
+
+def test_csv_formula_check_in_batches_is_the_cell_by_cell_rule(tmp_path):
+    """The check looks for marks in a batch's bytes and checks only the rows with one.  Every
+    trigger, bare or in a quoted field, as str or a subclass, in the first, a middle or the last
+    column, alone in a batch at its first, a middle or its last row; a batch with several marks
+    (two in a row, then one at the next line's start; some after a quoted cell); a batch with
+    a mark a row (negative numbers, looked at and left alone); look-alikes; a short last batch."""
+    text_class = type("Text", (str,), {})
+    clean = [1, "ok", 2.5, dt.date(2026, 11, 2), "李雷", None]
+    triggers = sorted(TRIGGERS)
+    forms = [f"{t}1" for t in triggers] + [f'{t}SUM(A1),"x"' for t in triggers]
+    forms += [f"{t}\nnext" for t in triggers] + [text_class(f"{t}2") for t in triggers]
+    rows = []
+    for number, (form, column) in enumerate(itertools.product(forms, (0, 2, len(clean) - 1))):
+        probe = list(clean)
+        probe[column] = form
+        batch = [clean] * BATCH
+        batch[(0, BATCH // 2, BATCH - 1)[number % 3]] = probe
+        rows += batch
+    several = [clean] * BATCH
+    several[:4] = [["=a", -1], ["-1", "=b", 3], ["+c", "x"], [-2, "ok"]]
+    several[4] = ['a,"b"', "ok"]  # quotes before the marks below (dropped when marking)
+    several[100], several[101], several[BATCH - 1] = ["@z", "y"], ["x", "y", "-z"], [-3, "\tw"]
+    negative = [[-i, "ok", -2.5, decimal.Decimal("-2"), "x" if i % 50 else "-5", -0.0] for i in range(BATCH)]
+    alike = [clean] * BATCH
+    alike[:2] = ["a-b", "x,=y", '"=x"', "", -0.0, "- 1"], ['"', "a\r\nb", "=", 3, "李-雷", "+"]
+    rows += several + negative + alike + [["+tail", -1], [3, "ok"]]
+    columns = ["=header", "b", "c", "d", "e", "f"]
+    body = write("c.csv", rows, columns=columns, bom=False)
+    assert stored(tmp_path, export(handler(tmp_path), body)).read_bytes() == cell_by_cell(rows, columns)
+
+
+def test_csv_rows_are_checked_as_they_were_when_written(tmp_path):
+    """The check of a batch comes after its rows were passed: a list the export reuses for
+    every row, and a generator, are checked as they were when written."""
+    rows = [[f"-{i}", i] if i % 2 else [f"n{i}", -i] for i in range(BATCH + 3)]
+
+    def body(task):
+        with task.open_output("c.csv", columns=["a", "b"], bom=False) as out:
+            reused = [None, None]
+            for row in rows:
+                reused[:] = row
+                out.write_row(reused)
+            out.write_row(value for value in ["=gen", -1])
+        return out.result
+
+    raw = stored(tmp_path, export(handler(tmp_path), body)).read_bytes()
+    assert raw == cell_by_cell([*rows, ["=gen", -1]], ["a", "b"])
