@@ -129,18 +129,24 @@ def _serve_row(
         handle = None
     if handle is None:
         return None
-    name = row["file_name"] or os.path.basename(path)
+    name, size = row["file_name"] or os.path.basename(path), os.fstat(handle.fileno()).st_size
     if environ.get("REQUEST_METHOD") == "HEAD":  # a GET's headers; no file sent, none counted
         handle.close()
-        return _send(None, os.stat(path).st_size, name, environ, start)
-    counted = store.count_download(row["id"], limit)
-    if counted is None:
+        return _send(None, size, name, environ, start)
+    refused = _refused(store.count_download(row["id"], limit), start)
+    if refused is not None:
         handle.close()
+        return refused
+    return _send(handle, size, name, environ, start)
+
+
+def _refused(counted: tuple[bool, int, int] | None, start: StartResponse) -> list[bytes] | None:
+    """The 404 or 410 of a download the count did not take; None: counted, serve it."""
+    if counted is None:
         return http.respond(start, 404, "no such item\n")
     if not counted[0]:
-        handle.close()
         return http.respond(start, 410, "this link has expired\n")
-    return _send(handle, os.fstat(handle.fileno()).st_size, name, environ, start)
+    return None
 
 
 def _redirect(
@@ -153,11 +159,9 @@ def _redirect(
             b"",
             headers=[("Content-Disposition", http.content_disposition(row["file_name"] or ""))],
         )
-    counted = store.count_download(row["id"], limit, PRESIGN_SECONDS)
-    if counted is None:
-        return http.respond(start, 404, "no such item\n")
-    if not counted[0]:
-        return http.respond(start, 410, "this link has expired\n")
+    refused = _refused(store.count_download(row["id"], limit, PRESIGN_SECONDS), start)
+    if refused is not None:
+        return refused
     url = open_storage(settings.storage).link(row["storage_key"], PRESIGN_SECONDS)
     return http.respond(start, 302, b"", headers=[("Location", url)])
 
