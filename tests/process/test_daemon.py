@@ -100,7 +100,9 @@ def test_an_export_runs_end_to_end_and_the_title_names_its_item(env, daemon, tmp
 
 def test_status_shows_every_child_with_its_work_and_resources(env, daemon):
     d = daemon(**config(workers=1)).start()
-    task_id, item_id = submit(env, {"do": "sleep", "seconds": 3})
+    # Long enough to outlast two `status` runs (CLI start-ups) on a loaded machine; a 3 s
+    # export had ended before the second one read the table.  The stop kills it (stop_timeout).
+    task_id, item_id = submit(env, {"do": "sleep", "seconds": 15})
     busy_pid(d, item_id)
     result = d.cli("status", "--json")
     status = json.loads(result.stdout)
