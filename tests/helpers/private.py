@@ -115,6 +115,11 @@ class PrivateMariaDB:
         self.args = args
         self.dir = tempfile.mkdtemp(prefix="dlmaria")
         self.data = os.path.join(self.dir, "data")
+        # Its own temporary directory: the bootstrap's temporary tables are named from pid and
+        # thread id in the shared /tmp, where two installs at once (pytest -n 2) collided
+        # ("Unknown table 'mysql.tmp_user_sys'").
+        self.tmp = os.path.join(self.dir, "tmp")
+        os.mkdir(self.tmp)
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         subprocess.run(
@@ -122,6 +127,7 @@ class PrivateMariaDB:
                 "mariadb-install-db",
                 "--no-defaults",
                 f"--datadir={self.data}",
+                f"--tmpdir={self.tmp}",
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
                 "--user=root",
@@ -140,6 +146,7 @@ class PrivateMariaDB:
                 "/usr/sbin/mariadbd",
                 "--no-defaults",
                 f"--datadir={self.data}",
+                f"--tmpdir={self.tmp}",
                 f"--port={self.port}",
                 "--bind-address=127.0.0.1",
                 f"--socket={self.dir}/sock",
