@@ -22,6 +22,7 @@ from dlsupervisor import tls
 from dlsupervisor.errors import ConfigError
 from dlsupervisor.storage import config as storage_config
 from dlsupervisor.storage.config import StorageSettings
+from dlsupervisor.values import boolean
 from dlsupervisor.web import settings as web_config
 from dlsupervisor.web.settings import WebSettings
 
@@ -189,15 +190,6 @@ def _log_level(text: str) -> str:
     return level
 
 
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "yes", "true", "on"):
-        return True
-    if lowered in ("0", "no", "false", "off"):
-        return False
-    raise ValueError("must be true or false")
-
-
 def _handler_ref(text: str) -> str:
     module, sep, attr = text.partition(":")
     if not sep or not module or not attr:
@@ -255,7 +247,7 @@ SUBTYPE_KEYS: Mapping[str, Parser] = MappingProxyType(
         "type": int,
         "sub_type": int,
         "queue_key": _nonempty,
-        "multi": _bool,
+        "multi": boolean,
         "notify_url": _notify_url,
         "notify_for": _positive_float,
         "max_downloads": _nonneg_int,

@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
+from dlsupervisor.values import boolean
+
 ENV_ACCESS_KEY = "DLSUPERVISOR_STORAGE_ACCESS_KEY"
 ENV_SECRET_KEY = "DLSUPERVISOR_STORAGE_SECRET_KEY"
 BACKENDS = ("local", "s3")
@@ -46,15 +48,6 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
-def _bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "yes", "true", "on"):
-        return True
-    if lowered in ("0", "no", "false", "off"):
-        return False
-    raise ValueError("must be true or false")
-
-
 def _text(text: str) -> str:
     return text
 
@@ -75,7 +68,7 @@ STORAGE_KEYS: Mapping[str, Callable[[str], Any]] = MappingProxyType(
         "region": _text,
         "addressing_style": _choice(ADDRESSING),
         "prefix": _text,
-        "delete_expired": _bool,
+        "delete_expired": boolean,
     }
 )
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from dlsupervisor.values import boolean
+
 ENV_SECRET = "DLSUPERVISOR_WEB_SECRET"
 DEFAULT_LISTEN = "127.0.0.1:8480"
 
@@ -19,6 +21,7 @@ class WebSettings:
     secret: str = field(default="", repr=False)
     token: str = field(default="", repr=False)
     max_downloads: int = 0  # 0: no limit; [subtype:] max_downloads overrides
+    one_cpu: bool = True  # the web child's threads kept on one CPU (server.py: why)
 
     @property
     def host(self) -> str:
@@ -73,7 +76,14 @@ def _text(text: str) -> str:
 
 
 WEB_KEYS: Mapping[str, Callable[[str], Any]] = MappingProxyType(
-    {"listen": _listen, "public_url": _url, "secret": _text, "token": _text, "max_downloads": _nonneg_int}
+    {
+        "listen": _listen,
+        "public_url": _url,
+        "secret": _text,
+        "token": _text,
+        "max_downloads": _nonneg_int,
+        "one_cpu": boolean,
+    }
 )
 
 

@@ -107,6 +107,21 @@ def test_the_web_child_is_supervised_restarted_and_healthy(web):
     wait_until(w.healthy, timeout=15, what="the restarted web child answering")
 
 
+def thread_cpus(pid: int) -> dict[int, set[int]]:
+    """Each thread's CPU affinity (a thread's id is a pid to sched_getaffinity)."""
+    return {int(tid): os.sched_getaffinity(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one CPU: nothing to keep the threads on")
+def test_the_web_childs_threads_share_one_cpu_unless_one_cpu_is_off(web):
+    pinned = web().daemon.wait_child("web", state="idle")["pid"]
+    cpus = thread_cpus(pinned)
+    assert len(cpus) > 30 and all(len(c) == 1 for c in cpus.values()), cpus  # waitress's 32 and more
+    assert len(set(map(frozenset, cpus.values()))) == 1, cpus
+    free = web(name="spread", one_cpu="false").daemon.wait_child("web", state="idle")["pid"]
+    assert set(map(frozenset, thread_cpus(free).values())) == {frozenset(os.sched_getaffinity(0))}
+
+
 def test_a_signed_link_serves_the_file_with_its_unicode_name_and_ranges(web):
     w = web(max_downloads=3)
     _, item_id, path = w.export()
