@@ -8,7 +8,8 @@ its bytes when the scheduler deletes the file right after.
 A download costs two round trips to the database: the item's read and its count.  The
 read is kept for ROW_SECONDS (`Rows`), so another download of the same item within them
 is the count alone; the count's own condition (the item still DONE, below its limit)
-decides as before, so a stale read never serves an item that expired since.
+decides as before, so a stale read never serves an item that expired since.  A HEAD,
+never counted, always reads the item.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def serve(
     expiry, sig = query.get("e", [""])[0], query.get("s", [""])[0]
     if not links.valid(web.secret, item_id, expiry, sig):
         return http.respond(start, 403, "bad or missing signature\n")
-    row = rows.get(item_id) if rows is not None and int(expiry) >= time.time() else None
+    counted = environ.get("REQUEST_METHOD") != "HEAD"  # a HEAD has no count to check a kept read
+    row = rows.get(item_id) if rows is not None and counted and int(expiry) >= time.time() else None
     if row is not None:
         served = _serve_row(settings, store, name_of, row, environ, start)
         if served is not None:
