@@ -3,6 +3,7 @@ its file-wrapper bodies sent with sendfile (web/sendfile.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -62,7 +63,8 @@ def keep_on_one_cpu() -> int | None:
     cpu = current_cpu()
     cpu = cpu if cpu in allowed else min(allowed)
     for thread in _threads():  # those started already (the parent watch); later ones inherit it
-        os.sched_setaffinity(thread, {cpu})
+        with contextlib.suppress(ProcessLookupError):  # ended since
+            os.sched_setaffinity(thread, {cpu})
     log.info("web: its threads kept on CPU %d of %d ([web] one_cpu)", cpu, len(allowed))
     return cpu
 
@@ -76,10 +78,10 @@ def _threads() -> list[int]:
 
 
 def current_cpu() -> int | None:
-    """The CPU this thread last ran on: field 39 of /proc/self/stat (Linux), None elsewhere."""
+    """The CPU this thread last ran on: field 39 of its /proc stat (Linux), None elsewhere."""
     try:
-        with open("/proc/thread-self/stat", encoding="ascii") as stat:
-            fields = stat.read().rpartition(")")[2].split()
+        with open("/proc/thread-self/stat", "rb") as stat:
+            fields = stat.read().rpartition(b")")[2].split()
         return int(fields[36])  # the fields after the name start at field 3
     except (OSError, ValueError, IndexError):
         return None
