@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import pymysql
@@ -30,6 +30,9 @@ from pymysql.constants.CR import CR_SSL_CONNECTION_ERROR
 from dlsupervisor.config import DatabaseSettings, Settings
 from dlsupervisor.connections import mysql_connect, tls_cause
 from dlsupervisor.errors import ConfigError, StoreUnavailable
+
+if TYPE_CHECKING:
+    import sqlite3  # imported where used: `start` on MySQL never loads SQLite's library
 
 # The DDL initdb runs, per dialect, as (package, resource).
 DDL_FILES = MappingProxyType(
@@ -135,6 +138,8 @@ def create(db: DatabaseSettings) -> None:
 
 
 def _found_sqlite(db: DatabaseSettings, tables: Sequence[str]) -> Schema:
+    import sqlite3
+
     uri = f"file:{quote(os.path.abspath(db.path))}?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=10)
