@@ -15,6 +15,12 @@ from tests.helpers.daemon import REPO, title
 from tests.helpers.sessions import kill_session, session_pids
 from tests.helpers.wait import wait_until
 
+# `python -c` this, then the script: exec keeps the pid and a signal at its default.
+DEFAULT_HUP_THEN_EXEC = (
+    "import os, signal, sys; signal.signal(signal.SIGHUP, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
+
 
 class Script:
     def __init__(
@@ -31,7 +37,7 @@ class Script:
         environ = dict(os.environ, PYTHONPATH=str(REPO), **self.env)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [*self.prefix, sys.executable, str(self.path)],
+                [*self.prefix, sys.executable, str(self.path)] if self.prefix else self._as_from_a_terminal(),
                 cwd=self.cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -39,6 +45,11 @@ class Script:
                 env=environ,
             )
         return self
+
+    def _as_from_a_terminal(self) -> list[str]:
+        """The script with SIGHUP at its default, as a shell in a terminal starts it, even when
+        this suite runs under nohup (whose ignored SIGHUP every child would inherit)."""
+        return [sys.executable, "-c", DEFAULT_HUP_THEN_EXEC, str(self.path)]
 
     # -- signals, as an operator or a terminal sends them -------------------------------
 
