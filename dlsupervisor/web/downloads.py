@@ -93,8 +93,8 @@ def serve(
     expiry, sig = query.get("e", [""])[0], query.get("s", [""])[0]
     if not links.valid(web.secret, item_id, expiry, sig):
         return http.respond(start, 403, "bad or missing signature\n")
-    counted = environ.get("REQUEST_METHOD") != "HEAD"  # a HEAD has no count to check a kept read
-    row = rows.get(item_id) if rows is not None and counted and int(expiry) >= time.time() else None
+    head = environ.get("REQUEST_METHOD") == "HEAD"  # never counted: no count checks a kept read
+    row = rows.get(item_id) if rows is not None and not head and int(expiry) >= time.time() else None
     if row is not None:
         served = _serve_row(settings, store, name_of, row, environ, start)
         if served is not None:

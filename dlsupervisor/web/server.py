@@ -46,9 +46,9 @@ def make_server(settings: Settings, **options: Any) -> Any:
     return server
 
 
-def keep_on_one_cpu() -> int | None:
-    """Keep this process's threads, the server's to come, on the CPU it runs on: the CPU it
-    kept, None if there is no choice to make.
+def keep_on_one_cpu() -> None:
+    """Keep this process's threads, the server's to come, on the CPU it runs on (with one
+    CPU allowed there is nothing to do).
 
     The threads share one GIL, released around every recv, query and sendfile.  On two
     CPUs each release wakes a waiting thread on the other one, an inter-processor wake-up
@@ -59,14 +59,13 @@ def keep_on_one_cpu() -> int | None:
     """
     allowed = getattr(os, "sched_getaffinity", lambda _pid: set())(0)
     if len(allowed) < 2:
-        return None
+        return
     cpu = current_cpu()
     cpu = cpu if cpu in allowed else min(allowed)
     for thread in _threads():  # those started already (the parent watch); later ones inherit it
         with contextlib.suppress(ProcessLookupError):  # ended since
             os.sched_setaffinity(thread, {cpu})
     log.info("web: its threads kept on CPU %d of %d ([web] one_cpu)", cpu, len(allowed))
-    return cpu
 
 
 def _threads() -> list[int]:
