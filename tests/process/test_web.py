@@ -107,6 +107,30 @@ def test_the_web_child_is_supervised_restarted_and_healthy(web):
     wait_until(w.healthy, timeout=15, what="the restarted web child answering")
 
 
+def test_the_web_child_never_imports_a_handler_module(env, tmp_path, monkeypatch):
+    """The web child serves files and reads tables only: the handler modules a worker
+    imports (each import leaves its pid in DLSV_IMPORT_LOG) are never imported in it."""
+    imports = tmp_path / "imports"
+    monkeypatch.setenv("DLSV_IMPORT_LOG", str(imports))
+    port = free_port()
+    d = Daemon(
+        env,
+        subtypes={"behaviour": {"handler": "tests.hooks.import_marker:Marked", "workers": 1}},
+        supervisor={**FAST},
+        web={"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}", "secret": SECRET},
+    )
+    try:
+        d.start()
+        web_pid = d.wait_child("web", state="idle")["pid"]
+        worker_pid = d.wait_child("behaviour#1", state="idle")["pid"]
+        served = Web(env, d, port, tmp_path)
+        wait_until(served.healthy, timeout=15, what="the web child answering", context=d.context)
+        importers = {int(line) for line in imports.read_text().split()}
+        assert worker_pid in importers and web_pid not in importers, (importers, web_pid)
+    finally:
+        assert not d.close()
+
+
 def thread_cpus(pid: int) -> dict[int, set[int]]:
     """Each thread's CPU affinity (a thread's id is a pid to sched_getaffinity)."""
     return {int(tid): os.sched_getaffinity(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
